@@ -1,0 +1,178 @@
+"""Pure checks of what we send to Akool, raising ``ValidationError(field, message)``.
+
+Used by the client before any request and by the pipeline on task kwargs, so a bad job fails at
+once with a message naming the field instead of costing a request (or credits).
+
+Choices where Akool's docs are vague (shared/akool-api.md):
+
+- ``rate``: the docs say "field value ranges (0%-100%)". ``0%`` (no speech at all) is
+  meaningless, so 1 is the floor; above ``100%`` is unconfirmed, so it is refused. The form is
+  exact: ASCII digits, no sign, no leading zero, no spaces, then ``%``.
+- ``input_text``: Akool limits it to 5000 words; we count words as ``str.split()`` does and also
+  cap characters (50,000) so a huge string is refused before it is split or sent. C0 control
+  characters other than tab, LF and CR, DEL and lone surrogates are refused.
+- URLs: http(s) only, with a host, no ``user:password@``. A *literal* private, loopback,
+  link-local or reserved address (in any form ``inet_aton`` accepts) or ``localhost`` is refused
+  unless its host is in ``allow_hosts``. Host names are not resolved: DNS is not checked here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+from collections.abc import Collection
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker.akool.errors import ValidationError
+
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "MAX_URL_CHARS",
+    "MAX_WORDS",
+    "validate_http_url",
+    "validate_rate",
+    "validate_text",
+    "validate_voice_id",
+]
+
+MAX_WORDS = 5000
+MAX_TEXT_CHARS = 50_000
+MAX_URL_CHARS = 2048
+MAX_VOICE_ID_CHARS = 128
+
+_RATE = re.compile(r"([1-9][0-9]{0,2})%")
+_VOICE_ID = re.compile(r"[A-Za-z0-9_-]+")
+# C0 controls except \t \n \r, plus DEL; and lone surrogates, which cannot be sent as UTF-8.
+_BAD_TEXT_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_BAD_URL_CHAR = re.compile(r"[\x00-\x20\x7f\\]")
+# Hosts that inet_aton would read as an IPv4 address: 127.1, 0x7f.0.0.1, 2130706433, 0177.0.0.1.
+_NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?")
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of a rejected value for a message."""
+    try:
+        if isinstance(value, str):
+            shown = json.dumps(value[:60], ensure_ascii=False)
+            return shown + ("..." if len(value) > 60 else "")
+        text = repr(value)
+    except Exception:  # e.g. an int too long for str(); the type is enough then
+        return type(value).__name__
+    text = text if len(text) <= 60 else text[:60] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _require_str(field: str, value: Any, expected: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string ({expected}), got {_show(value)}")
+    return value
+
+
+def validate_text(text: Any, max_words: int = MAX_WORDS, *, max_chars: int = MAX_TEXT_CHARS) -> str:
+    """Return ``text`` unchanged if it is a non-blank string Akool can speak, else raise."""
+    field = "input_text"
+    text_s = _require_str(field, text, "the text to speak")
+    if len(text_s) > max_chars:
+        raise ValidationError(field, f"must be at most {max_chars} characters, got {len(text_s)}")
+    if not text_s.strip():
+        raise ValidationError(field, "must not be empty or blank")
+    bad = _BAD_TEXT_CHAR.search(text_s)
+    if bad:
+        raise ValidationError(
+            field,
+            f"must not contain control characters or lone surrogates, "
+            f"found U+{ord(bad.group()):04X} at index {bad.start()}",
+        )
+    words = len(text_s.split())
+    if words > max_words:
+        raise ValidationError(field, f"must be at most {max_words} words, got {words}")
+    return text_s
+
+
+def validate_rate(rate: Any) -> str:
+    """Return ``rate`` unchanged if it is ``"N%"`` with an integer N from 1 to 100, else raise."""
+    expected = 'must look like "100%" (an integer from 1 to 100 followed by %)'
+    if not isinstance(rate, str):
+        raise ValidationError("rate", f"{expected}, got {_show(rate)}")
+    m = _RATE.fullmatch(rate)
+    if m is None or int(m.group(1)) > 100:
+        raise ValidationError("rate", f"{expected}, got {_show(rate)}")
+    return m.string
+
+
+def validate_voice_id(voice_id: Any) -> str:
+    """Return ``voice_id`` unchanged if it is 1-128 characters of ``[A-Za-z0-9_-]``, else raise."""
+    field = "voice_id"
+    vid = _require_str(field, voice_id, "an id from the voice list")
+    if not vid:
+        raise ValidationError(field, "must not be empty")
+    if len(vid) > MAX_VOICE_ID_CHARS:
+        raise ValidationError(
+            field, f"must be at most {MAX_VOICE_ID_CHARS} characters, got {len(vid)}"
+        )
+    if _VOICE_ID.fullmatch(vid) is None:
+        raise ValidationError(
+            field, f"must contain only letters, digits, _ and -, got {_show(vid)}"
+        )
+    return vid
+
+
+def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if _NUMERIC_HOST.fullmatch(host) is None:
+            return None
+        try:  # a shorthand IPv4 form the resolver would accept
+            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+        except OSError:
+            return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _normal_host(host: str) -> str:
+    return host.strip("[]").rstrip(".").lower()
+
+
+def validate_http_url(field: str, url: Any, *, allow_hosts: Collection[str] = ()) -> str:
+    """Return ``url`` unchanged if it is a public http(s) URL or its host is allowed."""
+    url_s = _require_str(field, url, "an http(s) URL")
+    if len(url_s) > MAX_URL_CHARS:
+        raise ValidationError(
+            field, f"must be at most {MAX_URL_CHARS} characters, got {len(url_s)}"
+        )
+    bad = _BAD_URL_CHAR.search(url_s)
+    if bad:
+        raise ValidationError(
+            field, f"must not contain spaces, control characters or backslashes, got {_show(url_s)}"
+        )
+    try:
+        parts = urlsplit(url_s)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ValidationError(field, f"is not a valid URL ({exc}), got {_show(url_s)}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError(field, f"must be an http or https URL, got {_show(url_s)}")
+    if "@" in parts.netloc:
+        raise ValidationError(field, "must not contain user:password@ credentials")
+    if not host or not _normal_host(host):
+        raise ValidationError(field, f"must have a host, got {_show(url_s)}")
+    host = _normal_host(host)
+    if host in {_normal_host(h) for h in allow_hosts}:
+        return url_s
+    if host == "localhost" or host.endswith(".localhost"):
+        raise ValidationError(field, f"must not point at localhost, got {_show(url_s)}")
+    ip = _literal_ip(host)
+    if ip is not None and (not ip.is_global or ip.is_multicast):
+        raise ValidationError(
+            field,
+            f"must not point at a private, loopback, link-local or reserved address, "
+            f"got {_show(url_s)}",
+        )
+    return url_s
