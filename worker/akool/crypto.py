@@ -47,12 +47,23 @@ class WebhookEnvelope:
         if not isinstance(sig, str) or not isinstance(data, str):
             raise WebhookError("webhook signature and dataEncrypt must be strings")
         # Akool documents nonce as a string but its own example sends a number: stringify both.
-        return cls(sig, data, str(body["timestamp"]), str(body["nonce"]))
+        try:
+            fields = (sig, data, str(body["timestamp"]), str(body["nonce"]))
+            for value in fields:
+                value.encode("utf-8")  # a lone surrogate (JSON "\ud800") cannot be signed
+        except ValueError as exc:  # UnicodeEncodeError, or an int too long for str()
+            raise WebhookError("webhook fields must be short, valid UTF-8 text") from exc
+        return cls(*fields)
 
     def to_json(self) -> dict[str, Any]:
-        ts: Any = int(self.timestamp) if self.timestamp.isdigit() else self.timestamp
-        return {"signature": self.signature, "dataEncrypt": self.data_encrypt,
-                "timestamp": ts, "nonce": self.nonce}
+        digits = self.timestamp.isascii() and self.timestamp.isdigit()
+        ts: Any = int(self.timestamp) if digits else self.timestamp
+        return {
+            "signature": self.signature,
+            "dataEncrypt": self.data_encrypt,
+            "timestamp": ts,
+            "nonce": self.nonce,
+        }
 
 
 def _key(client_secret: str) -> bytes:
@@ -77,7 +88,9 @@ def sign(client_id: str, timestamp: str, nonce: str, data_encrypt: str) -> str:
 
 def verify_signature(envelope: WebhookEnvelope, client_id: str) -> None:
     expected = sign(client_id, envelope.timestamp, envelope.nonce, envelope.data_encrypt)
-    if not hmac.compare_digest(expected, envelope.signature.lower()):
+    # Compare bytes: compare_digest raises TypeError for str with non-ASCII characters.
+    given = envelope.signature.lower().encode("utf-8", "surrogatepass")
+    if not hmac.compare_digest(expected.encode("ascii"), given):
         raise WebhookError("webhook signature does not match")
 
 
@@ -104,8 +117,13 @@ def decrypt(data_encrypt: str, client_secret: str, client_id: str) -> bytes:
         raise WebhookError("dataEncrypt has bad padding (wrong key or corrupted data)") from exc
 
 
-def seal(payload: dict[str, Any], client_id: str, client_secret: str,
-         timestamp_ms: int, nonce: str | None = None) -> WebhookEnvelope:
+def seal(
+    payload: dict[str, Any],
+    client_id: str,
+    client_secret: str,
+    timestamp_ms: int,
+    nonce: str | None = None,
+) -> WebhookEnvelope:
     """Build the body Akool would POST for ``payload`` (used by the sandbox and tests)."""
     data = encrypt(json.dumps(payload, separators=(",", ":")).encode(), client_secret, client_id)
     nonce = nonce if nonce is not None else str(int.from_bytes(os.urandom(2), "big"))
@@ -120,7 +138,7 @@ def open_envelope(body: Any, client_id: str, client_secret: str) -> dict[str, An
     plain = decrypt(env.data_encrypt, client_secret, client_id)
     try:
         payload = json.loads(plain.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError, ...
         raise WebhookError("decrypted webhook payload is not JSON (wrong key?)") from exc
     if not isinstance(payload, dict):
         raise WebhookError("decrypted webhook payload is not a JSON object")
