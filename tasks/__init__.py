@@ -1,0 +1,1 @@
+"""Thin Celery tasks over :mod:`worker.pipeline`."""

@@ -8,9 +8,16 @@ from collections.abc import Callable
 Uniform = Callable[[float, float], float]
 
 
-def backoff(attempt: int, *, base: float, cap: float, factor: float = 2.0,
-            floor: float = 0.0, jitter: float = 0.2,
-            uniform: Uniform = random.uniform) -> float:
+def backoff(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    factor: float = 2.0,
+    floor: float = 0.0,
+    jitter: float = 0.2,
+    uniform: Uniform = random.uniform,
+) -> float:
     """Delay before try ``attempt`` (0-based): ``base * factor**attempt`` capped at ``cap``,
     spread by +/- ``jitter`` (a fraction) and never under ``floor``.
 

@@ -1,4 +1,4 @@
-"""A private redis-server on a free loopback port, for tests and benchmarks."""
+"""A private redis-server on a free loopback port: for `make demo`, the tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import redis
+
+RedisClient = redis.Redis
 
 
 def free_port() -> int:
@@ -39,9 +41,23 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.workdir), "--save", "", "--protected-mode", "no",
-                "--maxmemory-policy", "noeviction", "--loglevel", "warning"]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--loglevel",
+            "warning",
+        ]
         if self.aof:
             args += ["--appendonly", "yes", "--appendfsync", "everysec"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -68,5 +84,5 @@ class RedisServer:
             self.proc.wait(10)
         self.proc = None
 
-    def client(self) -> redis.Redis:
+    def client(self) -> RedisClient:
         return redis.Redis.from_url(self.url, decode_responses=True)

@@ -1,0 +1,69 @@
+"""Celery configuration built from :class:`config.settings.Settings`.
+
+Choices and their reasons (shared/celery-notes.md):
+- JSON only, so any backend in any language can enqueue by task name.
+- Late acks: a worker killed mid-task loses nothing; the message is redelivered.
+  ``task_reject_on_worker_lost`` re-queues a task whose prefork child died; tasks are
+  idempotent against the job record, so a redelivery does no harm.
+- The visibility timeout is set in all three places Celery reads it, well above the longest
+  countdown (``POLL_MAX_DELAY``) plus a task's time limit plus kombu's ~100 s restore sweep.
+- Three queues: ``audio`` (entry, download, finish), ``poll`` and ``notify``, so slow
+  notification endpoints cannot starve polling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.entity import Queue
+
+from config.settings import Settings
+
+QUEUE_AUDIO = "audio"
+QUEUE_POLL = "poll"
+QUEUE_NOTIFY = "notify"
+QUEUES = (QUEUE_AUDIO, QUEUE_POLL, QUEUE_NOTIFY)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        # kombu >= 5.7: how often unacked messages of dead workers are looked for.
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 2,
+    }
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "visibility_timeout": settings.visibility_timeout,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "result_expires": settings.result_expires,
+        "result_extended": False,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_track_started": True,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(1, settings.task_time_limit - 30),
+        "task_default_queue": QUEUE_AUDIO,
+        "task_queues": [Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
+        "task_routes": {
+            "audio.poll": {"queue": QUEUE_POLL},
+            "audio.deliver": {"queue": QUEUE_NOTIFY},
+        },
+        "task_create_missing_queues": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": False,
+        "broker_channel_error_retry": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

@@ -1,0 +1,171 @@
+"""One typed, immutable settings object read from the environment.
+
+Every name is UPPER_SNAKE and documented in README's settings table (kept in sync by a test).
+A missing or invalid value raises ``SettingsError`` naming the variable; secrets never appear in
+``repr`` or in :meth:`Settings.redacted`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """Raised when an environment variable is missing or cannot be parsed."""
+
+
+SECRET = {"secret": True}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Akool
+    akool_base_url: str = "https://openapi.akool.com"
+    akool_api_key: str | None = field(default=None, repr=False, metadata=SECRET)
+    akool_client_id: str | None = field(default=None, repr=False, metadata=SECRET)
+    akool_client_secret: str | None = field(default=None, repr=False, metadata=SECRET)
+    akool_connect_timeout: float = 3.05
+    akool_read_timeout: float = 20.0
+    akool_rate_limit: float = 5.0
+    akool_rate_burst: float = 5.0
+    akool_max_words: int = 5000
+    # Redis and Celery
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "akool-audio"
+    visibility_timeout: int = 900
+    result_expires: int = 86400
+    task_time_limit: int = 300
+    # Polling
+    poll_initial_delay: float = 2.0
+    poll_max_delay: float = 30.0
+    poll_deadline: float = 900.0
+    transient_error_budget: int = 8
+    # Files
+    audio_dir: Path = Path("audio")
+    download_max_bytes: int = 200 * 1024 * 1024
+    download_timeout: float = 60.0
+    allow_private_hosts: tuple[str, ...] = ()
+    # Notification
+    notify_secret: str | None = field(default=None, repr=False, metadata=SECRET)
+    notify_max_attempts: int = 6
+    notify_timeout: float = 10.0
+    events_channel: str = "akool-audio:events"
+    # Retention
+    job_retention_days: float = 30.0
+    # Webhooks from Akool
+    public_base_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.name.upper()
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(name, raw.strip(), f.type)
+        settings = cls(**values)
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        positive = (
+            "akool_connect_timeout",
+            "akool_read_timeout",
+            "akool_rate_limit",
+            "akool_rate_burst",
+            "poll_initial_delay",
+            "poll_max_delay",
+            "poll_deadline",
+            "download_max_bytes",
+            "download_timeout",
+            "notify_timeout",
+            "visibility_timeout",
+            "result_expires",
+            "task_time_limit",
+            "akool_max_words",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name.upper()} must be greater than 0")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if not self.akool_base_url.startswith(("http://", "https://")):
+            raise SettingsError("AKOOL_BASE_URL must be an http(s) URL")
+        # Every countdown must stay far below the visibility timeout (celery-notes A1):
+        # kombu's restore sweep adds about 100 s, and a task may run for its time limit.
+        if self.poll_max_delay + self.task_time_limit + 120 > self.visibility_timeout:
+            raise SettingsError(
+                "VISIBILITY_TIMEOUT must exceed POLL_MAX_DELAY + TASK_TIME_LIMIT + 120 s "
+                f"(now {self.visibility_timeout} <= {self.poll_max_delay} + "
+                f"{self.task_time_limit} + 120)"
+            )
+
+    def require_credentials(self) -> None:
+        """Fail with a message naming the variables when no Akool credential is set."""
+        if self.akool_api_key:
+            return
+        if self.akool_client_id and self.akool_client_secret:
+            return
+        raise SettingsError(
+            "no Akool credentials: set AKOOL_API_KEY, or AKOOL_CLIENT_ID and AKOOL_CLIENT_SECRET"
+        )
+
+    def redacted(self) -> dict[str, str]:
+        """Every setting as its env name and a printable value, secrets masked."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret"):
+                shown = "(set, hidden)" if value else "(not set)"
+            elif f.name == "redis_url":
+                shown = _mask_url_password(value)
+            elif isinstance(value, tuple):
+                shown = ",".join(value)
+            else:
+                shown = "" if value is None else str(value)
+            out[f.name.upper()] = shown
+        return out
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.key_prefix, *parts))
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+def _parse(name: str, raw: str, type_: Any) -> Any:
+    parsers: dict[str, Callable[[str], Any]] = {
+        "str": str,
+        "str | None": str,
+        "int": int,
+        "float": float,
+        "Path": Path,
+        "tuple[str, ...]": lambda s: tuple(p.strip() for p in s.split(",") if p.strip()),
+    }
+    parser = parsers.get(type_ if isinstance(type_, str) else getattr(type_, "__name__", ""))
+    if parser is None:  # pragma: no cover - a new field type without a parser
+        raise SettingsError(f"{name}: no parser for {type_}")
+    try:
+        return parser(raw)
+    except ValueError:
+        kind = type_ if isinstance(type_, str) else type_.__name__
+        raise SettingsError(f"{name} must be a {kind}, got {raw!r}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings.from_env()

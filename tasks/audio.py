@@ -1,0 +1,118 @@
+"""The public tasks ``audio.create`` and ``audio.clone`` and the steps they chain into.
+
+Each task decodes its arguments, calls one plain function of :mod:`worker.pipeline`, and maps
+its answer onto Celery: ``None`` goes on, :class:`~worker.pipeline.Later` becomes
+``self.retry(countdown=...)`` (the message goes back to Redis; no slot is held).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NoReturn
+
+import redis
+from celery import Task, chain
+from kombu.exceptions import OperationalError
+
+from config.celery import QUEUE_NOTIFY, QUEUE_POLL
+from worker import pipeline
+from worker.app import app
+from worker.services import services
+
+# Infrastructure hiccups (Redis restarting, a broker reconnect) are retried by Celery itself;
+# everything about Akool is decided by the pipeline. Never a blanket Exception.
+_INFRA = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+_COMMON: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "max_retries": None,
+    "autoretry_for": _INFRA,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+}
+
+
+def _again(task: Task, later: pipeline.Later) -> NoReturn:
+    raise task.retry(countdown=later.countdown, max_retries=None)
+
+
+def _steps(job_id: str) -> Any:
+    svc = services()
+    job = svc.jobs.get(job_id)
+    due = 0.0
+    score = svc.jobs.r.zscore(svc.jobs.active_key, job_id)
+    if score is not None and job.akool_status not in (3, 4):
+        due = max(0.0, float(score) - time.time())
+    return chain(
+        poll.si(job_id).set(countdown=due, queue=QUEUE_POLL), fetch.si(job_id), finish.si(job_id)
+    )
+
+
+def _entry(task: Task, kind: str, kwargs: dict[str, Any]) -> Any:
+    svc = services()
+    job_id, owner = pipeline.accept(svc, kind, kwargs, task.request.id)
+    if not owner:
+        # The same job_id was enqueued before: attach to that job, never submit twice.
+        return task.replace(wait.si(job_id))
+    later = pipeline.submit(svc, job_id)
+    if later is not None:
+        _again(task, later)
+    return task.replace(_steps(job_id))
+
+
+@app.task(name="audio.create", **_COMMON)
+def create(self: Task, **kwargs: Any) -> Any:
+    """audio.create(input_text, voice_id, rate="100%", job_id=None, notify_url=None,
+    notify_task=None, notify_queue="celery") -> the final job summary."""
+    return _entry(self, "create", kwargs)
+
+
+@app.task(name="audio.clone", **_COMMON)
+def clone(self: Task, **kwargs: Any) -> Any:
+    """audio.clone(input_text, voice_url | voice_id, rate="100%", ...same options)."""
+    return _entry(self, "clone", kwargs)
+
+
+@app.task(name="audio.poll", **_COMMON)
+def poll(self: Task, job_id: str) -> str:
+    later = pipeline.poll(services(), job_id)
+    if later is not None:
+        _again(self, later)
+    return job_id
+
+
+@app.task(name="audio.download", **_COMMON)
+def fetch(self: Task, job_id: str) -> str:
+    later = pipeline.fetch(services(), job_id)
+    if later is not None:
+        _again(self, later)
+    return job_id
+
+
+@app.task(name="audio.finish", **_COMMON)
+def finish(self: Task, job_id: str) -> dict[str, Any]:
+    summary, request = pipeline.finish(services(), job_id)
+    if request.notify_task:
+        app.send_task(request.notify_task, args=[summary], queue=request.notify_queue)
+    if request.notify_url:
+        deliver.apply_async((job_id,), queue=QUEUE_NOTIFY)
+    return summary
+
+
+@app.task(name="audio.deliver", **_COMMON)
+def deliver(self: Task, job_id: str) -> None:
+    later = pipeline.deliver(services(), job_id, self.request.retries)
+    if later is not None:
+        _again(self, later)
+
+
+@app.task(name="audio.wait", **_COMMON)
+def wait(self: Task, job_id: str) -> dict[str, Any]:
+    """Resolve to the summary of a job that another entry task owns."""
+    svc = services()
+    job = svc.jobs.get(job_id)
+    grace = svc.settings.poll_deadline + 2 * svc.settings.task_time_limit
+    if job.state.is_final or time.time() > job.created_at + grace:
+        return job.summary()
+    _again(self, pipeline.Later(min(5.0, 0.5 * 2 ** min(self.request.retries, 4)), "waiting"))

@@ -1,0 +1,77 @@
+"""The whole system on loopback for one test module: Redis, the sandbox, workers, a caller."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+
+def caller_app(redis_url: str) -> Celery:
+    """A bare Celery app as another backend would have: it imports none of our code."""
+    app = Celery("caller", broker=redis_url, backend=redis_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_serializer="json",
+    )
+    return app
+
+
+@dataclass
+class Received:
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class NotifyReceiver:
+    """An HTTP endpoint that records what it is sent; ``fail_first`` answers 503 that many times."""
+
+    fail_first: int = 0
+    received: list[Received] = field(default_factory=list)
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def serve(self) -> Iterator[str]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if outer.fail_first > 0:
+                    outer.fail_first -= 1
+                    self.send_response(503)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                outer.received.append(Received(body, dict(self.headers.items())))
+                outer.event.set()
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def json(self, i: int = 0) -> Any:
+        return json.loads(self.received[i].body)
+
+
+def read_summary(path: Path) -> Any:
+    return json.loads(path.read_text())

@@ -1,0 +1,49 @@
+"""Where our workers may send requests: http(s) only, and no private, loopback or link-local
+address unless its host is allowlisted (``ALLOW_PRIVATE_HOSTS``; the sandbox on loopback needs
+it). Checked on every hop of a redirect, after DNS resolution."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Collection
+from urllib.parse import urlsplit
+
+
+class UnsafeURL(ValueError):
+    """Raised when a URL points somewhere our workers must not go."""
+
+
+def _is_private(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
+
+
+def check_url(url: str, allow_hosts: Collection[str] = ()) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeURL(f"only http and https URLs are allowed, got {parts.scheme or 'none'!r}")
+    host = parts.hostname
+    if not host:
+        raise UnsafeURL("URL has no host")
+    if host in allow_hosts:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeURL(f"cannot resolve host {host!r}: {exc}") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if _is_private(ip):
+            raise UnsafeURL(
+                f"host {host!r} resolves to a private/loopback/link-local address ({ip}); "
+                "add it to ALLOW_PRIVATE_HOSTS to allow it"
+            )

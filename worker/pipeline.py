@@ -1,0 +1,276 @@
+"""The job's steps as plain functions, free of Celery: accept, submit, poll, download, finish,
+deliver. Each returns ``None`` to go on or :class:`Later` to be called again after a countdown;
+the tasks in ``tasks/`` only map that onto Celery. Every step is idempotent against the job
+record, so a redelivered message does no harm."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from worker import notify
+from worker.akool import AudioStatus
+from worker.akool import errors as akool_errors
+from worker.backoff import backoff
+from worker.download import DownloadError, download
+from worker.intake import AudioRequest, from_record, parse_job_id, parse_request
+from worker.jobs import Job, JobState
+from worker.services import Services
+
+
+@dataclass(frozen=True)
+class Later:
+    """Not done yet: run this step again in ``countdown`` seconds (a control-flow signal)."""
+
+    countdown: float
+    reason: str
+
+
+def _spread(wait: float) -> float:
+    # Callers that found the bucket empty must not all come back at the same instant.
+    return wait + random.uniform(0.0, max(0.05, wait))
+
+
+def _error_code(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    return str(code) if code is not None else type(exc).__name__
+
+
+# --- accept -------------------------------------------------------------------------------
+
+
+def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tuple[str, bool]:
+    """Validate and record the job; returns (job_id, this task owns the job).
+
+    Without a caller-given ``job_id`` the entry task's id is used, so a redelivered entry
+    message finds its own record instead of creating (and submitting) a second job.
+    """
+    request = parse_request(kind, kwargs, svc.settings)
+    job_id = parse_job_id(kwargs.get("job_id")) or task_id
+    _, owner = svc.jobs.create(job_id, kind, request.to_record(), task_id)
+    return job_id, owner == task_id
+
+
+# --- submit -------------------------------------------------------------------------------
+
+
+def _send(svc: Services, req: AudioRequest) -> Any:
+    webhook = None
+    if svc.settings.public_base_url:
+        webhook = svc.settings.public_base_url.rstrip("/") + "/akool/webhook"
+    if req.kind == "create":
+        assert req.voice_id is not None
+        return svc.akool.create_audio(req.input_text, req.voice_id, req.rate, webhook)
+    return svc.akool.clone_audio(
+        req.input_text,
+        voice_url=req.voice_url,
+        voice_id=req.voice_id,
+        rate=req.rate,
+        webhook_url=webhook,
+    )
+
+
+# Errors after which Akool may have created the job even though we saw no answer.
+_AMBIGUOUS = (akool_errors.ReadTimeout, akool_errors.BadResponse, akool_errors.HTTPStatusError)
+
+
+def submit(svc: Services, job_id: str) -> Later | None:
+    job = svc.jobs.get(job_id)
+    if job.state.is_final or job.akool_id:
+        return None
+    wait = svc.limiter.acquire()
+    if wait > 0:
+        return Later(_spread(wait), "rate limit")
+    s = svc.settings
+    begun = svc.jobs.begin_submit(job_id, s.akool_connect_timeout + s.akool_read_timeout + 30)
+    if begun in ("submitted", "final"):
+        return None
+    if begun == "busy":
+        return Later(5.0, "another worker is submitting this job")
+    try:
+        record = _send(svc, from_record(job.request))
+    except akool_errors.AkoolError as exc:
+        return _submit_failed(svc, job, exc)
+    first_due = time.time() + first_poll_delay(svc, job)
+    svc.jobs.record_submitted(job_id, record.id, int(record.status), record.url, first_due)
+    if record.status is AudioStatus.FAILED:
+        svc.jobs.fail(job_id, "akool_failed", f"Akool reported status 4 (failed) for {record.id}")
+    return None
+
+
+def _submit_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later | None:
+    if isinstance(exc, akool_errors.RateLimited):
+        svc.limiter.penalize()
+    if not isinstance(exc, _AMBIGUOUS):
+        # A definite answer that created nothing: the next try is a plain retry.
+        svc.jobs.release_submit(job.job_id)
+    attempts = job.submit_attempts + 1
+    if exc.retryable and attempts <= svc.settings.transient_error_budget:
+        delay = backoff(attempts - 1, base=1.0, cap=svc.settings.poll_max_delay)
+        svc.jobs.set_due(job.job_id, time.time() + delay)
+        return Later(delay, f"submit failed ({type(exc).__name__}), retrying")
+    reason = str(exc) if not exc.retryable else f"gave up after {attempts} attempts: {exc}"
+    svc.jobs.fail(job.job_id, _error_code(exc), reason)
+    return None
+
+
+# --- poll ---------------------------------------------------------------------------------
+
+
+def first_poll_delay(svc: Services, job: Job) -> float:
+    return svc.settings.poll_initial_delay
+
+
+def next_poll_delay(svc: Services, polls: int) -> float:
+    s = svc.settings
+    return backoff(
+        polls, base=s.poll_initial_delay, cap=s.poll_max_delay, factor=1.5, floor=0.5, jitter=0.2
+    )
+
+
+def poll(svc: Services, job_id: str) -> Later | None:
+    job = svc.jobs.get(job_id)
+    if job.state in (JobState.DOWNLOADING, JobState.SUCCEEDED, JobState.FAILED):
+        return None
+    if job.akool_id is None:
+        raise RuntimeError(f"job {job_id} is polled before it was submitted")
+    now = time.time()
+    if job.akool_status == AudioStatus.COMPLETED and job.audio_url:  # done at create
+        svc.jobs.record_poll(job_id, 3, job.audio_url, now, counted=False)
+        return None
+    if job.deadline_at is not None and now >= job.deadline_at:
+        svc.jobs.fail(
+            job_id,
+            "deadline",
+            f"Akool did not finish the audio within the "
+            f"{svc.settings.poll_deadline:g} s deadline (last status "
+            f"{job.akool_status}, {job.polls} polls)",
+        )
+        return None
+    wait = svc.limiter.acquire()
+    if wait > 0:
+        return Later(_spread(wait), "rate limit")
+    try:
+        record = svc.akool.get_audio(job.akool_id)
+    except akool_errors.AkoolError as exc:
+        return _poll_failed(svc, job, exc)
+    status = record.status
+    if status is AudioStatus.COMPLETED:
+        if not record.url:
+            return _poll_failed(
+                svc, job, akool_errors.BadResponse("status 3 without a url", endpoint="detail")
+            )
+        svc.jobs.record_poll(job_id, 3, record.url, now)
+        return None
+    if status is AudioStatus.FAILED:
+        svc.jobs.record_poll(job_id, 4, None, now)
+        svc.jobs.fail(
+            job_id, "akool_failed", f"Akool reported status 4 (failed) for audio {job.akool_id}"
+        )
+        return None
+    if status is AudioStatus.QUEUEING or status is AudioStatus.PROCESSING:
+        delay = next_poll_delay(svc, job.polls)
+        if job.deadline_at is not None:
+            delay = max(0.5, min(delay, job.deadline_at - now))
+        svc.jobs.record_poll(job_id, int(status), None, now + delay)
+        return Later(delay, f"Akool status {int(status)}")
+    raise AssertionError(f"unhandled status {status!r}")  # AudioStatus is a closed set
+
+
+def _poll_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later | None:
+    if isinstance(exc, akool_errors.RateLimited):
+        svc.limiter.penalize()
+    if not exc.retryable:
+        svc.jobs.fail(job.job_id, _error_code(exc), str(exc))
+        return None
+    errors = job.transient_errors + 1
+    if errors > svc.settings.transient_error_budget:
+        svc.jobs.fail(
+            job.job_id,
+            _error_code(exc),
+            f"gave up after {errors} transient errors while polling: {exc}",
+        )
+        return None
+    delay = backoff(errors - 1, base=1.0, cap=svc.settings.poll_max_delay)
+    svc.jobs.record_poll(job.job_id, None, None, time.time() + delay, error=True)
+    return Later(delay, f"poll failed ({type(exc).__name__}), retrying")
+
+
+# --- download -----------------------------------------------------------------------------
+
+
+def fetch(svc: Services, job_id: str) -> Later | None:
+    job = svc.jobs.get(job_id)
+    if job.state.is_final:
+        return None
+    if job.state is not JobState.DOWNLOADING or not job.audio_url:
+        raise RuntimeError(f"job {job_id} is in state {job.state}, not ready to download")
+    s = svc.settings
+    try:
+        got = download(
+            svc.http,
+            job.audio_url,
+            s.audio_dir,
+            job_id,
+            max_bytes=s.download_max_bytes,
+            timeout=s.download_timeout,
+            allow_hosts=s.allow_private_hosts,
+        )
+    except DownloadError as exc:
+        errors = svc.jobs.count_transient_error(job_id)
+        if exc.retryable and errors <= s.transient_error_budget:
+            delay = backoff(errors - 1, base=1.0, cap=s.poll_max_delay)
+            return Later(delay, f"download failed ({exc}), retrying")
+        svc.jobs.fail(
+            job_id, "download_" + type(exc).__name__.removeprefix("Download").lower(), str(exc)
+        )
+        return None
+    svc.jobs.succeed(job_id, str(got.path.resolve()), got.sha256, got.bytes)
+    return None
+
+
+# --- finish and deliver -------------------------------------------------------------------
+
+
+def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], AudioRequest]:
+    """The final summary, published on the events channel; the caller sends the rest."""
+    job = svc.jobs.get(job_id)
+    if not job.state.is_final:
+        raise RuntimeError(f"job {job_id} is not final ({job.state})")
+    summary = job.summary()
+    request = from_record(job.request)
+    notify.publish(svc.jobs.r, svc.settings.events_channel, summary)
+    if request.notify_url and job.notify_state is None:
+        svc.jobs.set_fields(job_id, notify_state="pending")
+    return summary, request
+
+
+def deliver(svc: Services, job_id: str, attempt: int) -> Later | None:
+    """POST the summary to ``notify_url``; failures are recorded, never raised."""
+    job = svc.jobs.get(job_id)
+    request = from_record(job.request)
+    if not request.notify_url or job.notify_state == "delivered":
+        return None
+    s = svc.settings
+    try:
+        notify.post(
+            svc.http,
+            request.notify_url,
+            job.summary(),
+            s.notify_secret,
+            timeout=s.notify_timeout,
+            allow_hosts=s.allow_private_hosts,
+        )
+    except notify.NotifyError as exc:
+        if exc.retryable and attempt + 1 < s.notify_max_attempts:
+            delay = backoff(attempt, base=2.0, cap=min(300.0, s.visibility_timeout / 3))
+            svc.jobs.set_fields(job_id, notify_error=str(exc), notify_attempts=attempt + 1)
+            return Later(delay, str(exc))
+        svc.jobs.set_fields(
+            job_id, notify_state="undeliverable", notify_error=str(exc), notify_attempts=attempt + 1
+        )
+        return None
+    svc.jobs.set_fields(job_id, notify_state="delivered", notify_attempts=attempt + 1)
+    return None
