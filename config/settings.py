@@ -22,7 +22,7 @@ class SettingsError(ValueError):
 SECRET = {"secret": True}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     # Akool
     akool_base_url: str = "https://openapi.akool.com"
@@ -132,6 +132,10 @@ class Settings:
                 shown = "" if value is None else str(value)
             out[f.name.upper()] = shown
         return out
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"Settings({shown})"
 
     def key(self, *parts: str) -> str:
         return ":".join((self.key_prefix, *parts))

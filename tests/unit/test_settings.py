@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, SettingsError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_defaults_parse_and_secrets_are_hidden() -> None:
+    s = Settings.from_env({"AKOOL_API_KEY": "sk-very-secret", "NOTIFY_SECRET": "hush",
+                           "REDIS_URL": "redis://:pw123@10.0.0.5:6379/0"})
+    printed = repr(s) + str(s.redacted())
+    for secret in ("sk-very-secret", "hush", "pw123"):
+        assert secret not in printed
+    assert s.redacted()["AKOOL_API_KEY"] == "(set, hidden)"
+    assert s.redacted()["REDIS_URL"] == "redis://:***@10.0.0.5:6379/0"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"POLL_DEADLINE": "soon"}, "POLL_DEADLINE must be a float"),
+    ({"AKOOL_RATE_LIMIT": "0"}, "AKOOL_RATE_LIMIT must be greater than 0"),
+    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with"),
+    ({"AKOOL_BASE_URL": "ftp://x"}, "AKOOL_BASE_URL must be an http"),
+    ({"VISIBILITY_TIMEOUT": "100"}, "VISIBILITY_TIMEOUT must exceed"),
+    ({"TRANSIENT_ERROR_BUDGET": "many"}, "TRANSIENT_ERROR_BUDGET must be a int"),
+])
+def test_invalid_values_fail_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_missing_credentials_name_the_variables() -> None:
+    with pytest.raises(SettingsError, match="AKOOL_API_KEY"):
+        Settings.from_env({}).require_credentials()
+    Settings.from_env({"AKOOL_CLIENT_ID": "a", "AKOOL_CLIENT_SECRET": "b"}).require_credentials()
+
+
+def test_list_setting_is_split_on_commas() -> None:
+    s = Settings.from_env({"ALLOW_PRIVATE_HOSTS": "127.0.0.1, localhost,"})
+    assert s.allow_private_hosts == ("127.0.0.1", "localhost")
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    text = README.read_text()
+    missing = [f.name.upper() for f in fields(Settings) if f"`{f.name.upper()}`" not in text]
+    assert not missing, f"README settings table lacks {missing}"
