@@ -157,16 +157,18 @@ class SandboxState:
         self._request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_MAX)
         self._webhooks = {"sent": 0, "delivered": 0, "failed_attempts": 0, "given_up": 0}
         self._faults_fired: Counter[str] = Counter()
-        self._install(config, force=True)
+        self._install(config)
 
-    def _install(self, new: SandboxConfig, *, force: bool = False) -> None:
-        old = self._config
+    def _install(self, new: SandboxConfig, given: frozenset[str] | None = None) -> None:
+        """Apply ``new``; ``given`` names the fields set (None: all). Setting ``faults`` re-arms
+        them (``times`` restart) and setting ``seed`` reseeds, even to the same values."""
+        touched = given if given is not None else frozenset({"faults", "seed", "lifecycle"})
         if new.revoke_tokens:
             self._tokens.clear()
             new = new.merged({"revoke_tokens": False})
-        if force or new.faults != old.faults or new.seed != old.seed:
+        if touched & {"faults", "seed"}:
             self.faults.load(new.faults, new.seed)
-        if force or new.lifecycle.seed != old.lifecycle.seed or new.seed != old.seed:
+        if touched & {"lifecycle", "seed"}:
             seed = new.lifecycle.seed if new.lifecycle.seed is not None else new.seed
             self._rng = random.Random(seed)
         self._config = new
@@ -179,7 +181,7 @@ class SandboxState:
     def configure(self, fields: Mapping[str, Any]) -> SandboxConfig:
         """Merge ``fields`` into the config; raises ValueError and changes nothing if bad."""
         with self._lock:
-            self._install(self._config.merged(fields))
+            self._install(self._config.merged(fields), frozenset(fields))
             return self._config
 
     def reset(self) -> None:
