@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.redis import RedisServer
+
+if TYPE_CHECKING:
+    from sandbox import SandboxServer
 
 
 @pytest.fixture(scope="session")
@@ -27,12 +30,8 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
 
 
 @pytest.fixture()
-def sandbox(tmp_path: Path) -> Iterator["SandboxServer"]:
+def sandbox() -> Iterator[SandboxServer]:
     from sandbox import SandboxServer
 
     with SandboxServer(port=0) as server:
         yield server
-
-
-if False:  # pragma: no cover - typing only
-    from sandbox import SandboxServer

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from config.settings import Settings
 from worker.akool.errors import ValidationError
@@ -115,14 +115,7 @@ def parse_request(kind: str, kwargs: Mapping[str, Any], settings: Settings) -> A
     if len(notify_queue) > 200 or not re.fullmatch(r"[A-Za-z0-9_.:-]+", notify_queue):
         raise InvalidRequest("notify_queue", f"is not a valid queue name: {notify_queue[:60]!r}")
     return AudioRequest(
-        kind,
-        text,
-        rate,
-        voice_id,
-        voice_url,
-        notify_url,
-        notify_task,  # type: ignore[arg-type]
-        notify_queue,
+        cast(Kind, kind), text, rate, voice_id, voice_url, notify_url, notify_task, notify_queue
     )
 
 

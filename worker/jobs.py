@@ -298,17 +298,20 @@ class JobStore:
             self._begin_submit(keys=[self.job_key(job_id)], args=[time.time(), lease_seconds])
         )
 
-    def release_submit(self, job_id: str) -> None:
-        """The POST got a definite answer that created nothing: the next try is not ambiguous."""
-        self.r.hset(
-            self.job_key(job_id),
-            mapping={
-                "submit_inflight": "0",
-                "submit_lease_until": 0,
-                "state": JobState.ACCEPTED.value,
-                "updated_at": time.time(),
-            },
-        )
+    def release_submit(self, job_id: str, *, ambiguous: bool) -> None:
+        """End this worker's submit attempt without an Akool id.
+
+        ``ambiguous`` keeps the in-flight mark: Akool may have created the job (a read timeout,
+        a dropped or garbled answer), so the next attempt is counted in ``ambiguous_submits``.
+        """
+        mapping: dict[str, Any] = {
+            "submit_lease_until": 0,
+            "state": JobState.ACCEPTED.value,
+            "updated_at": time.time(),
+        }
+        if not ambiguous:
+            mapping["submit_inflight"] = "0"
+        self.r.hset(self.job_key(job_id), mapping=cast(Any, mapping))
 
     def record_submitted(
         self, job_id: str, akool_id: str, status: int, url: str | None, next_due: float

@@ -72,8 +72,14 @@ def _send(svc: Services, req: AudioRequest) -> Any:
     )
 
 
-# Errors after which Akool may have created the job even though we saw no answer.
-_AMBIGUOUS = (akool_errors.ReadTimeout, akool_errors.BadResponse, akool_errors.HTTPStatusError)
+# Errors after which Akool may have created the job even though we saw no answer: only a
+# failure to connect, or a definite API error code, proves that nothing was created.
+_AMBIGUOUS = (
+    akool_errors.ReadTimeout,
+    akool_errors.ConnectionFailed,
+    akool_errors.BadResponse,
+    akool_errors.HTTPStatusError,
+)
 
 
 def submit(svc: Services, job_id: str) -> Later | None:
@@ -103,9 +109,7 @@ def submit(svc: Services, job_id: str) -> Later | None:
 def _submit_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later | None:
     if isinstance(exc, akool_errors.RateLimited):
         svc.limiter.penalize()
-    if not isinstance(exc, _AMBIGUOUS):
-        # A definite answer that created nothing: the next try is a plain retry.
-        svc.jobs.release_submit(job.job_id)
+    svc.jobs.release_submit(job.job_id, ambiguous=isinstance(exc, _AMBIGUOUS))
     attempts = job.submit_attempts + 1
     if exc.retryable and attempts <= svc.settings.transient_error_budget:
         delay = backoff(attempts - 1, base=1.0, cap=svc.settings.poll_max_delay)

@@ -116,7 +116,7 @@ def test_status_4_fails_the_job_with_a_reason(
 
 
 def test_transient_faults_then_success(
-    worker: CeleryWorker, caller: Celery, sb: SandboxServer
+    worker: CeleryWorker, caller: Celery, sb: SandboxServer, redis_server: RedisServer
 ) -> None:
     sb.configure(
         faults=[
@@ -133,6 +133,10 @@ def test_transient_faults_then_success(
     stats = sb.stats()
     assert stats["requests"]["create"] == 3
     assert stats["requests"]["download"] == 2
+    # The HTML 500 came after the POST was sent: Akool may have acted, so it is counted.
+    record = redis_server.client().hgetall(f"akool-audio:job:{summary['job_id']}")
+    assert record["ambiguous_submits"] == "1"
+    assert record["submit_attempts"] == "3"
 
 
 def test_permanent_api_error_fails_without_retrying(

@@ -12,8 +12,13 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_defaults_parse_and_secrets_are_hidden() -> None:
-    s = Settings.from_env({"AKOOL_API_KEY": "sk-very-secret", "NOTIFY_SECRET": "hush",
-                           "REDIS_URL": "redis://:pw123@10.0.0.5:6379/0"})
+    s = Settings.from_env(
+        {
+            "AKOOL_API_KEY": "sk-very-secret",
+            "NOTIFY_SECRET": "hush",
+            "REDIS_URL": "redis://:pw123@10.0.0.5:6379/0",
+        }
+    )
     printed = repr(s) + str(s.redacted())
     for secret in ("sk-very-secret", "hush", "pw123"):
         assert secret not in printed
@@ -21,14 +26,17 @@ def test_defaults_parse_and_secrets_are_hidden() -> None:
     assert s.redacted()["REDIS_URL"] == "redis://:***@10.0.0.5:6379/0"
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"POLL_DEADLINE": "soon"}, "POLL_DEADLINE must be a float"),
-    ({"AKOOL_RATE_LIMIT": "0"}, "AKOOL_RATE_LIMIT must be greater than 0"),
-    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with"),
-    ({"AKOOL_BASE_URL": "ftp://x"}, "AKOOL_BASE_URL must be an http"),
-    ({"VISIBILITY_TIMEOUT": "100"}, "VISIBILITY_TIMEOUT must exceed"),
-    ({"TRANSIENT_ERROR_BUDGET": "many"}, "TRANSIENT_ERROR_BUDGET must be a int"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"POLL_DEADLINE": "soon"}, "POLL_DEADLINE must be a float"),
+        ({"AKOOL_RATE_LIMIT": "0"}, "AKOOL_RATE_LIMIT must be greater than 0"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with"),
+        ({"AKOOL_BASE_URL": "ftp://x"}, "AKOOL_BASE_URL must be an http"),
+        ({"VISIBILITY_TIMEOUT": "100"}, "VISIBILITY_TIMEOUT must exceed"),
+        ({"TRANSIENT_ERROR_BUDGET": "many"}, "TRANSIENT_ERROR_BUDGET must be a int"),
+    ],
+)
 def test_invalid_values_fail_naming_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         Settings.from_env(env)
