@@ -38,7 +38,8 @@ class FakeScheduler:
 
 
 def make_state(**config: Any) -> tuple[SandboxState, FakeClock, FakeScheduler, list[Webhook]]:
-    clock, scheduler, sent = FakeClock(), FakeScheduler(), []
+    clock, scheduler = FakeClock(), FakeScheduler()
+    sent: list[Webhook] = []
     state = SandboxState(
         SandboxConfig.from_dict(config),
         api_key=DEFAULT_API_KEY,
