@@ -92,7 +92,9 @@ def fetch(self: Task, job_id: str) -> str:
 
 @app.task(name="audio.finish", **_COMMON)
 def finish(self: Task, job_id: str) -> dict[str, Any]:
-    summary, request = pipeline.finish(services(), job_id)
+    summary, request, first = pipeline.finish(services(), job_id)
+    if not first:
+        return summary
     if request.notify_task:
         app.send_task(request.notify_task, args=[summary], queue=request.notify_queue)
     if request.notify_url:

@@ -373,6 +373,10 @@ class JobStore:
             )
         )
 
+    def claim_finish(self, job_id: str) -> bool:
+        """True for exactly one caller per job: the one that publishes and notifies."""
+        return bool(self.r.hsetnx(self.job_key(job_id), "finished_at", time.time()))
+
     def set_fields(self, job_id: str, **values: str | int | float) -> None:
         mapping: dict[str, Any] = dict(values, updated_at=time.time())
         self.r.hset(self.job_key(job_id), mapping=cast(Any, mapping))

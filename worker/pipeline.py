@@ -238,17 +238,23 @@ def fetch(svc: Services, job_id: str) -> Later | None:
 # --- finish and deliver -------------------------------------------------------------------
 
 
-def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], AudioRequest]:
-    """The final summary, published on the events channel; the caller sends the rest."""
+def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], AudioRequest, bool]:
+    """The final summary, and whether this call is the first to finish the job.
+
+    Only the first call publishes and notifies: a job can be finished twice (a webhook and the
+    scheduled poll, or a redelivered message), but its caller hears about it once.
+    """
     job = svc.jobs.get(job_id)
     if not job.state.is_final:
         raise RuntimeError(f"job {job_id} is not final ({job.state})")
     summary = job.summary()
     request = from_record(job.request)
-    notify.publish(svc.jobs.r, svc.settings.events_channel, summary)
-    if request.notify_url and job.notify_state is None:
-        svc.jobs.set_fields(job_id, notify_state="pending")
-    return summary, request
+    first = svc.jobs.claim_finish(job_id)
+    if first:
+        notify.publish(svc.jobs.r, svc.settings.events_channel, summary)
+        if request.notify_url:
+            svc.jobs.set_fields(job_id, notify_state="pending")
+    return summary, request, first
 
 
 def deliver(svc: Services, job_id: str, attempt: int) -> Later | None:
