@@ -1,0 +1,144 @@
+"""Fleet-wide limits on real Redis: the shared rate limit across two worker processes, the
+deadline, and the token cache's single refresher."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from sandbox import VOICES, SandboxServer
+from tests.support.procs import CeleryWorker, worker_env
+from tests.support.stack import caller_app
+from worker.ratelimit import RateLimiter
+from worker.tokencache import RedisTokenCache
+
+VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
+RATE = 4.0
+
+
+@pytest.fixture()
+def sb() -> Iterator[SandboxServer]:
+    with SandboxServer(port=0) as server:
+        yield server
+
+
+def _workers(env: dict[str, str], tmp: Path, n: int) -> list[CeleryWorker]:
+    return [CeleryWorker(env, tmp / f"w{i}.log", name=f"w{i}").start() for i in range(n)]
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def test_rate_limit_holds_across_two_worker_processes(
+    redis_url: str, sb: SandboxServer, tmp_path: Path
+) -> None:
+    # Given two workers (2 slots each) sharing a limit of 4 calls/s with a burst of 1
+    sb.configure(lifecycle={"mode": "immediate"})
+    env = worker_env(
+        redis_url,
+        sb.url,
+        tmp_path / "audio",
+        {"AKOOL_RATE_LIMIT": str(RATE), "AKOOL_RATE_BURST": "1"},
+    )
+    workers = _workers(env, tmp_path, 2)
+    caller = caller_app(redis_url)
+    try:
+        # When 24 jobs arrive at once
+        results = [
+            caller.send_task(
+                "audio.create",
+                queue="audio",
+                kwargs={
+                    "input_text": f"Rate limited job {i} {uuid.uuid4().hex[:6]}.",
+                    "voice_id": VOICE,
+                },
+            )
+            for i in range(24)
+        ]
+        summaries = [r.get(timeout=90) for r in results]
+    finally:
+        for w in workers:
+            w.stop()
+        caller.close()
+    # Then every job succeeds and Akool never saw more than the limit (+1 for the burst
+    # token, the stated tolerance) in any one-second window
+    assert all(s["state"] == "succeeded" for s in summaries)
+    times = sorted(e["t"] for e in sb.stats()["request_log"] if e["endpoint"] == "create")
+    assert len(times) == 24
+    assert max_in_window(times) <= RATE + 1
+    overall = (len(times) - 1) / (times[-1] - times[0])
+    assert overall <= RATE * 1.1, f"{overall:.2f} calls/s"
+    # Both processes did part of the work (the limit is shared, not per worker)
+    assert all("audio.create" in w.text() for w in workers)
+
+
+def test_a_job_that_never_finishes_fails_at_the_deadline(
+    redis_url: str, sb: SandboxServer, tmp_path: Path
+) -> None:
+    sb.configure(lifecycle={"mode": "duration", "base_seconds": 600})
+    env = worker_env(redis_url, sb.url, tmp_path / "audio", {"POLL_DEADLINE": "4"})
+    (worker,) = _workers(env, tmp_path, 1)
+    caller = caller_app(redis_url)
+    try:
+        summary = caller.send_task(
+            "audio.create",
+            queue="audio",
+            kwargs={"input_text": "This takes ten minutes at Akool.", "voice_id": VOICE},
+        ).get(timeout=60)
+    finally:
+        worker.stop()
+        caller.close()
+    assert summary["state"] == "failed"
+    assert summary["error"]["code"] == "deadline"
+    assert "4 s deadline" in summary["error"]["message"]
+    assert sb.stats()["requests"]["detail"] >= 1
+
+
+def test_limiter_grants_burst_then_asks_to_wait(redis_url: str) -> None:
+    limiter = RateLimiter(redis.Redis.from_url(redis_url), "t:bucket", rate=2.0, burst=3)
+    waits = [limiter.acquire() for _ in range(5)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert 0.3 < waits[3] <= 0.5
+    # 1005 halves the shared rate: the wait for the next token doubles
+    limiter.penalize()
+    assert limiter.acquire() > waits[4]
+
+
+def test_one_refresher_fetches_the_token_for_the_fleet(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    caches = [RedisTokenCache(r, "t:token", wait_seconds=5) for _ in range(4)]
+    got: list[str | None] = []
+    start = threading.Barrier(4)
+
+    def worker(cache: RedisTokenCache) -> None:
+        start.wait()
+        token = cache.get()
+        if token is None:  # this process is the refresher
+            got.append(None)
+            cache.set("fresh-token")
+        else:
+            got.append(token)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in caches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert got.count(None) == 1
+    assert sorted(x for x in got if x) == ["fresh-token"] * 3
+    # Invalidating a token that was already replaced leaves the new one alone
+    caches[0].invalidate("old-token")
+    assert r.get("t:token") == "fresh-token"
+    caches[0].invalidate("fresh-token")
+    assert r.get("t:token") is None
