@@ -89,6 +89,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
     server_version = "akool-sandbox/1"
     sys_version = ""
     timeout = 60
+    # Buffer the response until the handler returns (http.server flushes then): the request is
+    # in the stats before the client can read the answer, so tests never race the log.
+    wbufsize = 64 * 1024
     server: SandboxHTTPServer
 
     def version_string(self) -> str:
