@@ -92,19 +92,19 @@ def fetch(self: Task, job_id: str) -> str:
 
 @app.task(name="audio.finish", **_COMMON)
 def finish(self: Task, job_id: str) -> dict[str, Any]:
-    summary, request, first = pipeline.finish(services(), job_id)
-    if not first:
-        return summary
-    if request.notify_task:
-        app.send_task(request.notify_task, args=[summary], queue=request.notify_queue)
-    if request.notify_url:
+    summary, owed = pipeline.finish(services(), job_id)
+    if owed:
         deliver.apply_async((job_id,), queue=QUEUE_NOTIFY)
     return summary
 
 
+def _send_task(name: str, args: list[Any], queue: str) -> None:
+    app.send_task(name, args=args, queue=queue)
+
+
 @app.task(name="audio.deliver", **_COMMON)
 def deliver(self: Task, job_id: str) -> None:
-    later = pipeline.deliver(services(), job_id, self.request.retries)
+    later = pipeline.deliver(services(), job_id, self.request.retries, _send_task)
     if later is not None:
         _again(self, later)
 

@@ -67,6 +67,7 @@ class Job:
     error_code: str | None
     error_message: str | None
     notify_state: str | None
+    notify_task_state: str | None
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -100,6 +101,7 @@ class Job:
             error_code=h.get("error_code") or None,
             error_message=h.get("error_message") or None,
             notify_state=h.get("notify_state") or None,
+            notify_task_state=h.get("notify_task_state") or None,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -215,6 +217,12 @@ return st
 """
 
 
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class JobStore:
     """Reads and atomically updates job records."""
 
@@ -227,6 +235,7 @@ class JobStore:
         self._fail = r.register_script(_FAIL)
         self._succeed = r.register_script(_SUCCEED)
         self._polled = r.register_script(_POLLED)
+        self._unlock = r.register_script(_UNLOCK)
 
     # keys
     def job_key(self, job_id: str) -> str:
@@ -376,6 +385,15 @@ class JobStore:
     def claim_finish(self, job_id: str) -> bool:
         """True for exactly one caller per job: the one that publishes and notifies."""
         return bool(self.r.hsetnx(self.job_key(job_id), "finished_at", time.time()))
+
+    def lock_notify(self, job_id: str, ttl: float) -> str | None:
+        """A short lease on delivering this job's notifications; None if someone holds it."""
+        token = uuid.uuid4().hex
+        key = self.s.key("notify-lock", job_id)
+        return token if self.r.set(key, token, nx=True, px=int(ttl * 1000)) else None
+
+    def unlock_notify(self, job_id: str, token: str) -> None:
+        self._unlock(keys=[self.s.key("notify-lock", job_id)], args=[token])
 
     def set_fields(self, job_id: str, **values: str | int | float) -> None:
         mapping: dict[str, Any] = dict(values, updated_at=time.time())

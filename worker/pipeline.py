@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,37 +239,61 @@ def fetch(svc: Services, job_id: str) -> Later | None:
 # --- finish and deliver -------------------------------------------------------------------
 
 
-def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], AudioRequest, bool]:
-    """The final summary, and whether this call is the first to finish the job.
+def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], bool]:
+    """The final summary, and whether notifications are still owed to the caller.
 
-    Only the first call publishes and notifies: a job can be finished twice (a webhook and the
-    scheduled poll, or a redelivered message), but its caller hears about it once.
+    The summary is published on the events channel once (the first finisher claims it). The
+    notifications themselves go through :func:`deliver`, which is idempotent, so every finisher
+    may enqueue it: a finisher that crashes after its claim still leaves one behind.
     """
     job = svc.jobs.get(job_id)
     if not job.state.is_final:
         raise RuntimeError(f"job {job_id} is not final ({job.state})")
     summary = job.summary()
-    request = from_record(job.request)
-    first = svc.jobs.claim_finish(job_id)
-    if first:
+    if svc.jobs.claim_finish(job_id):
         notify.publish(svc.jobs.r, svc.settings.events_channel, summary)
-        if request.notify_url:
-            svc.jobs.set_fields(job_id, notify_state="pending")
-    return summary, request, first
-
-
-def deliver(svc: Services, job_id: str, attempt: int) -> Later | None:
-    """POST the summary to ``notify_url``; failures are recorded, never raised."""
-    job = svc.jobs.get(job_id)
     request = from_record(job.request)
-    if not request.notify_url or job.notify_state == "delivered":
+    owed = (bool(request.notify_task) and job.notify_task_state != "sent") or (
+        bool(request.notify_url) and job.notify_state not in ("delivered", "undeliverable")
+    )
+    return summary, owed
+
+
+SendTask = Callable[[str, list[Any], str], None]
+
+
+def deliver(svc: Services, job_id: str, attempt: int, send_task: SendTask) -> Later | None:
+    """Send ``notify_task`` and POST ``notify_url``, each at most once per job.
+
+    Failures are recorded on the job and never raised: a notification never fails a job.
+    A short lock keeps two deliveries of the same job from racing.
+    """
+    lock = svc.jobs.lock_notify(job_id, ttl=svc.settings.notify_timeout + 30)
+    if lock is None:
+        return Later(5.0, "another delivery of this job is in progress")
+    try:
+        job = svc.jobs.get(job_id)
+        request = from_record(job.request)
+        summary = job.summary()
+        if request.notify_task and job.notify_task_state != "sent":
+            send_task(request.notify_task, [summary], request.notify_queue)
+            svc.jobs.set_fields(job_id, notify_task_state="sent")
+        if request.notify_url and job.notify_state not in ("delivered", "undeliverable"):
+            return _post(svc, job_id, request.notify_url, summary, attempt)
         return None
+    finally:
+        svc.jobs.unlock_notify(job_id, lock)
+
+
+def _post(
+    svc: Services, job_id: str, url: str, summary: dict[str, Any], attempt: int
+) -> Later | None:
     s = svc.settings
     try:
         notify.post(
             svc.http,
-            request.notify_url,
-            job.summary(),
+            url,
+            summary,
             s.notify_secret,
             timeout=s.notify_timeout,
             allow_hosts=s.allow_private_hosts,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,27 @@ def test_notify_task_reaches_another_celery_app(
         assert json.loads(got[1]) == summary
     finally:
         other.stop()
+
+
+def test_an_undeliverable_notification_never_fails_the_job(
+    worker: CeleryWorker, caller: Celery, sb: SandboxServer, redis_server: RedisServer
+) -> None:
+    receiver = NotifyReceiver(fail_first=100, fail_status=404)
+    gen = receiver.serve()
+    url = next(gen)
+    try:
+        summary = enqueue(caller, notify_url=url).get(timeout=TIMEOUT)
+        assert summary["state"] == "succeeded"
+        key = f"akool-audio:job:{summary['job_id']}"
+        r = redis_server.client()
+        for _ in range(100):
+            if r.hget(key, "notify_state") == "undeliverable":
+                break
+            time.sleep(0.1)
+        record = r.hgetall(key)
+        assert record["notify_state"] == "undeliverable"
+        assert "HTTP 404" in record["notify_error"]
+        assert record["state"] == "succeeded"
+        assert receiver.fail_first == 99  # a 404 is not retried
+    finally:
+        gen.close()

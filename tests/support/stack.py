@@ -33,9 +33,11 @@ class Received:
 
 @dataclass
 class NotifyReceiver:
-    """An HTTP endpoint that records what it is sent; ``fail_first`` answers 503 that many times."""
+    """An HTTP endpoint that records what it is sent; the first ``fail_first`` POSTs get
+    ``fail_status`` instead."""
 
     fail_first: int = 0
+    fail_status: int = 503
     received: list[Received] = field(default_factory=list)
     event: threading.Event = field(default_factory=threading.Event)
 
@@ -47,7 +49,7 @@ class NotifyReceiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if outer.fail_first > 0:
                     outer.fail_first -= 1
-                    self.send_response(503)
+                    self.send_response(outer.fail_status)
                     self.send_header("content-length", "0")
                     self.end_headers()
                     return
