@@ -43,6 +43,7 @@ def build(settings: Settings) -> Services:
         get_retries=0,  # tasks reschedule instead of sleeping in a slot
         token_cache=RedisTokenCache(r, settings.key("akool-token")),
         max_words=settings.akool_max_words,
+        webhook_allow_hosts=settings.allow_private_hosts,
     )
     limiter = RateLimiter(
         r, settings.key("ratelimit", "akool"), settings.akool_rate_limit, settings.akool_rate_burst
