@@ -129,13 +129,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _wait(jobs: Any, job_id: str, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
+    """Wait for a final state, printing each change of state, Akool status or poll count."""
+    start = time.monotonic()
+    seen: tuple[Any, ...] = ()
     while True:
         job = jobs.find(job_id)
-        if job is not None and job.state.is_final:
-            _print(job.summary())
-            return EXIT_OK if job.state.value == "succeeded" else EXIT_FAILED
-        if time.monotonic() > deadline:
+        if job is not None:
+            now = (job.state.value, job.akool_status, job.polls)
+            if now != seen:
+                seen = now
+                print(
+                    f"{time.monotonic() - start:6.1f}s  {job.state.value:11} akool status "
+                    f"{job.akool_status or '-'}  polls {job.polls}",
+                    file=sys.stderr,
+                )
+            if job.state.is_final:
+                _print(job.summary())
+                return EXIT_OK if job.state.value == "succeeded" else EXIT_FAILED
+        if time.monotonic() - start > timeout:
             print(f"timed out after {timeout:g} s waiting for {job_id}", file=sys.stderr)
             return EXIT_TIMEOUT
         time.sleep(0.25)  # ok-sleep: the CLI process, not a worker slot
