@@ -66,9 +66,7 @@ def fit(samples: Sequence[Sample], min_samples: int = 8) -> Model | None:
     sigma = math.sqrt(sum((x - mean) ** 2 for x in logs) / max(1, n - 1))
     # Least squares fits the mean; a lognormal's median sits exp(mean of logs) from it.
     scale = math.exp(mean)
-    return Model(
-        base * scale, per_word * scale, min(MAX_SIGMA, max(MIN_SIGMA, sigma)), n
-    )
+    return Model(base * scale, per_word * scale, min(MAX_SIGMA, max(MIN_SIGMA, sigma)), n)
 
 
 def first_delay(model: Model, words: int, *, floor: float, cap: float) -> float:

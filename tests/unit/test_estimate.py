@@ -20,7 +20,9 @@ from worker.estimate import (
 )
 
 
-def lognormal_samples(n: int, base: float, per_word: float, sigma: float) -> list[tuple[int, float]]:
+def lognormal_samples(
+    n: int, base: float, per_word: float, sigma: float
+) -> list[tuple[int, float]]:
     rng = random.Random(1)
     out = []
     for _ in range(n):
@@ -115,9 +117,7 @@ def test_schedule_meets_the_poll_targets_on_its_own_distribution() -> None:
     assert delays[len(delays) // 2] <= 0.10
 
 
-@pytest.mark.parametrize(
-    ("previous", "expected"), [(None, 10.0), (100.0, 10.0), (104.0, 7.0)]
-)
+@pytest.mark.parametrize(("previous", "expected"), [(None, 10.0), (100.0, 10.0), (104.0, 7.0)])
 def test_observed_duration_is_the_midpoint_when_bracketed(
     previous: float | None, expected: float
 ) -> None:
