@@ -68,6 +68,9 @@ class Job:
     error_message: str | None
     notify_state: str | None
     notify_task_state: str | None
+    due_at: float | None = None  # when the next poll is planned
+    detected_at: float | None = None  # when a poll first saw status 3
+    poll_lag_max: float | None = None  # worst lateness of a poll against its plan
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -102,6 +105,9 @@ class Job:
             error_message=h.get("error_message") or None,
             notify_state=h.get("notify_state") or None,
             notify_task_state=h.get("notify_task_state") or None,
+            due_at=opt_f("due_at"),
+            detected_at=opt_f("detected_at"),
+            poll_lag_max=opt_f("poll_lag_max"),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -170,7 +176,7 @@ _SUBMITTED = """
 if redis.call('HGET', KEYS[1], 'akool_id') then return 0 end
 redis.call('HSET', KEYS[1], 'akool_id', ARGV[2], 'akool_status', ARGV[3], 'audio_url', ARGV[4],
   'state', 'submitted', 'submit_inflight', '0', 'submit_lease_until', 0,
-  'submitted_at', ARGV[5], 'updated_at', ARGV[5])
+  'submitted_at', ARGV[5], 'updated_at', ARGV[5], 'due_at', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[7])
 return 1
@@ -198,18 +204,23 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
-# KEYS: job, active  ARGV: job_id, now, akool_status, url, next_due, count_poll, count_error
+# KEYS: job, active  ARGV: job_id, now, akool_status, url, next_due, count_poll, count_error, lag
 # Records one poll outcome; moves a completed job to 'downloading'. Returns the state after.
+# 'lag' is how late this poll ran against its plan; the worst is kept (bench/ reads it).
 _POLLED = """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'missing' end
 if st == 'succeeded' or st == 'failed' or st == 'downloading' then return st end
 redis.call('HINCRBY', KEYS[1], 'polls', tonumber(ARGV[6]))
 redis.call('HINCRBY', KEYS[1], 'transient_errors', tonumber(ARGV[7]))
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2], 'due_at', ARGV[5])
+local lag = tonumber(ARGV[8])
+if lag > tonumber(redis.call('HGET', KEYS[1], 'poll_lag_max') or '-1e9') then
+  redis.call('HSET', KEYS[1], 'poll_lag_max', ARGV[8])
+end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'akool_status', ARGV[3]) end
 if ARGV[3] == '3' then
-  redis.call('HSET', KEYS[1], 'state', 'downloading', 'audio_url', ARGV[4])
+  redis.call('HSET', KEYS[1], 'state', 'downloading', 'audio_url', ARGV[4], 'detected_at', ARGV[2])
   st = 'downloading'
 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
@@ -341,6 +352,7 @@ class JobStore:
         *,
         error: bool = False,
         counted: bool = True,
+        lag: float = 0.0,
     ) -> JobState | None:
         """Record one poll (or transient error); status 3 moves the job to downloading."""
         state = self._polled(
@@ -353,6 +365,7 @@ class JobStore:
                 next_due,
                 int(counted and not error),
                 int(error),
+                round(lag, 3),
             ],
         )
         return None if state == "missing" else JobState(state)

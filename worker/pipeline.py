@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from worker import notify
+from worker import estimate, notify
 from worker.akool import AudioStatus
 from worker.akool import errors as akool_errors
 from worker.backoff import backoff
@@ -125,14 +125,41 @@ def _submit_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Lat
 
 
 def first_poll_delay(svc: Services, job: Job) -> float:
-    return svc.settings.poll_initial_delay
+    """Near the expected completion once there is history (worker/estimate.py), else soon.
 
-
-def next_poll_delay(svc: Services, polls: int) -> float:
+    The first countdown may exceed POLL_MAX_DELAY but stays under the visibility timeout less
+    a task's time limit and kombu's restore sweep, like every countdown (celery-notes A1).
+    """
     s = svc.settings
+    model = svc.estimator.model()
+    if model is None:
+        return s.poll_initial_delay
+    longest = min(s.poll_deadline, s.visibility_timeout - s.task_time_limit - 120)
+    words = estimate.words_of(str(job.request.get("input_text", "")))
+    return estimate.first_delay(model, words, floor=0.5, cap=max(s.poll_max_delay, longest))
+
+
+def next_poll_delay(svc: Services, job: Job, now: float) -> float:
+    s = svc.settings
+    model = svc.estimator.model()
+    if model is not None and job.submitted_at is not None:
+        return estimate.next_delay(model, now - job.submitted_at, floor=0.5, cap=s.poll_max_delay)
     return backoff(
-        polls, base=s.poll_initial_delay, cap=s.poll_max_delay, factor=1.5, floor=0.5, jitter=0.2
+        job.polls,
+        base=s.poll_initial_delay,
+        cap=s.poll_max_delay,
+        factor=1.5,
+        floor=0.5,
+        jitter=0.2,
     )
+
+
+def _learn(svc: Services, job: Job, detected_at: float) -> None:
+    if job.submitted_at is None:
+        return
+    previous = job.updated_at if job.polls > 0 else None
+    seconds = estimate.observed_duration(job.submitted_at, previous, detected_at)
+    svc.estimator.observe(estimate.words_of(str(job.request.get("input_text", ""))), seconds)
 
 
 def poll(svc: Services, job_id: str) -> Later | None:
@@ -167,7 +194,8 @@ def poll(svc: Services, job_id: str) -> Later | None:
             return _poll_failed(
                 svc, job, akool_errors.BadResponse("status 3 without a url", endpoint="detail")
             )
-        svc.jobs.record_poll(job_id, 3, record.url, now)
+        svc.jobs.record_poll(job_id, 3, record.url, now, lag=now - (job.due_at or now))
+        _learn(svc, job, time.time())
         return None
     if status is AudioStatus.FAILED:
         svc.jobs.record_poll(job_id, 4, None, now)
@@ -176,10 +204,11 @@ def poll(svc: Services, job_id: str) -> Later | None:
         )
         return None
     if status is AudioStatus.QUEUEING or status is AudioStatus.PROCESSING:
-        delay = next_poll_delay(svc, job.polls)
+        delay = next_poll_delay(svc, job, now)
         if job.deadline_at is not None:
             delay = max(0.5, min(delay, job.deadline_at - now))
-        svc.jobs.record_poll(job_id, int(status), None, now + delay)
+        lag = now - (job.due_at or now)
+        svc.jobs.record_poll(job_id, int(status), None, now + delay, lag=lag)
         return Later(delay, f"Akool status {int(status)}")
     raise AssertionError(f"unhandled status {status!r}")  # AudioStatus is a closed set
 

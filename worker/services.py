@@ -12,6 +12,7 @@ from requests.adapters import HTTPAdapter
 
 from config.settings import Settings, get_settings
 from worker.akool import AkoolClient
+from worker.estimate import Estimator
 from worker.jobs import JobStore
 from worker.ratelimit import RateLimiter
 from worker.store import connect
@@ -25,6 +26,7 @@ class Services:
     akool: AkoolClient
     limiter: RateLimiter
     http: requests.Session  # downloads and notifications (not Akool)
+    estimator: Estimator  # how long Akool takes, learned (worker/estimate.py)
 
 
 def build(settings: Settings) -> Services:
@@ -48,7 +50,8 @@ def build(settings: Settings) -> Services:
     limiter = RateLimiter(
         r, settings.key("ratelimit", "akool"), settings.akool_rate_limit, settings.akool_rate_burst
     )
-    return Services(settings, JobStore(r, settings), akool, limiter, http)
+    estimator = Estimator(r, settings.key("estimate", "samples"))
+    return Services(settings, JobStore(r, settings), akool, limiter, http, estimator)
 
 
 @lru_cache(maxsize=1)
