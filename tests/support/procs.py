@@ -81,6 +81,8 @@ class CeleryWorker:
     def start(self, timeout: float = 30.0) -> CeleryWorker:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("ab")
+        # A restarted worker appends to the same log: only a " ready." after this point counts.
+        offset = out.tell()
         self.proc = subprocess.Popen(
             self.args,
             cwd=ROOT,
@@ -91,7 +93,7 @@ class CeleryWorker:
         )
         out.close()
         deadline = time.monotonic() + timeout
-        while " ready." not in self.text():
+        while " ready." not in self.text()[offset:]:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"celery worker exited at start:\n{self.text()[-3000:]}")
             if time.monotonic() > deadline:

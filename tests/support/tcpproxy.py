@@ -1,0 +1,126 @@
+"""A TCP proxy on loopback that a test can cut and heal: the network between a worker and Redis.
+
+``cut()`` resets every open connection and refuses new ones (the peer sees ECONNRESET /
+ECONNREFUSED, like a restarted host or a firewall reject); ``blackhole()`` keeps connections
+open but silently drops every byte both ways (like a dead route: only timeouts notice).
+``heal()`` lets traffic through again. Threads only, stdlib only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import struct
+import threading
+from types import TracebackType
+
+
+class TcpProxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._mode = "open"  # open | cut | blackhole
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="tcpproxy", daemon=True)
+        self.cuts = 0
+
+    def start(self) -> TcpProxy:
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    # -- control -----------------------------------------------------------------------------
+
+    def cut(self) -> None:
+        """Reset every connection (RST, not FIN) and refuse new ones until :meth:`heal`."""
+        with self._lock:
+            self._mode = "cut"
+            self.cuts += 1
+            conns, self._conns = self._conns, set()
+        for s in conns:
+            _reset(s)
+
+    def blackhole(self) -> None:
+        """Keep connections but drop all bytes until :meth:`heal` (new ones hang too)."""
+        with self._lock:
+            self._mode = "blackhole"
+            self.cuts += 1
+
+    def heal(self) -> None:
+        with self._lock:
+            self._mode = "open"
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.cut()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self._thread.join(timeout=5)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.1)
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._mode == "cut":
+                _reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=2)
+            except OSError:
+                _reset(client)
+                continue
+            with self._lock:
+                self._conns.update((client, upstream))
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        peer = {a: b, b: a}
+        try:
+            while not self._stopping.is_set():
+                try:
+                    ready, _, _ = select.select([a, b], [], [], 0.2)
+                except (OSError, ValueError):
+                    return
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    if self._mode == "open":
+                        peer[s].sendall(data)
+                    # blackhole: the bytes are read and dropped
+        except OSError:
+            return
+        finally:
+            for s in (a, b):
+                with self._lock:
+                    self._conns.discard(s)
+                _reset(s)
+
+
+def _reset(s: socket.socket) -> None:
+    """Close with SO_LINGER 0, which sends RST: the peer cannot mistake it for a clean close."""
+    with contextlib.suppress(OSError):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        s.close()
