@@ -69,4 +69,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_channel_error_retry": True,
         "timezone": "UTC",
         "enable_utc": True,
+        # Beat: RedBeat keeps the schedule in Redis and holds a lock, so a second beat process
+        # waits as a standby and never fires an entry twice. Its URL and client options are set
+        # explicitly: the fallback to broker_transport_options crashes beat (redbeat #319).
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_max_loop_interval": settings.beat_max_loop_interval,
+        "redbeat_redis_url": settings.redis_url,
+        "redbeat_redis_options": {"health_check_interval": 30, "socket_timeout": 10},
+        "redbeat_key_prefix": settings.key("redbeat"),
+        "redbeat_lock_timeout": settings.beat_lock_timeout,
     }

@@ -59,6 +59,21 @@ class Settings:
     job_retention_days: float = 30.0
     # Webhooks from Akool
     public_base_url: str | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8000
+    # Beat (RedBeat) and its schedules
+    beat_max_loop_interval: float = 5.0
+    beat_lock_timeout: int = 30
+    sweep_interval: float = 60.0
+    sweep_grace: float = 120.0
+    voice_refresh_interval: float = 3600.0
+    voice_cache_ttl: float = 7200.0
+    purge_interval: float = 3600.0
+    audio_retention_days: float = 30.0
+    recurring_jobs_file: Path | None = None
+    # Flower (read by Flower itself from these names)
+    flower_basic_auth: str | None = field(default=None, repr=False, metadata=SECRET)
+    flower_port: int = 5555
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +105,14 @@ class Settings:
             "result_expires",
             "task_time_limit",
             "akool_max_words",
+            "webhook_port",
+            "beat_max_loop_interval",
+            "sweep_interval",
+            "sweep_grace",
+            "voice_refresh_interval",
+            "purge_interval",
+            "audio_retention_days",
+            "flower_port",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -105,6 +128,18 @@ class Settings:
                 "VISIBILITY_TIMEOUT must exceed POLL_MAX_DELAY + TASK_TIME_LIMIT + 120 s "
                 f"(now {self.visibility_timeout} <= {self.poll_max_delay} + "
                 f"{self.task_time_limit} + 120)"
+            )
+
+        # RedBeat renews its lock on every tick: a lock shorter than two ticks could lapse while
+        # the owner is healthy, and a second beat would then fire the same entries.
+        if self.beat_lock_timeout < 2 * self.beat_max_loop_interval:
+            raise SettingsError(
+                "BEAT_LOCK_TIMEOUT must be at least twice BEAT_MAX_LOOP_INTERVAL "
+                f"(now {self.beat_lock_timeout} < 2 x {self.beat_max_loop_interval:g})"
+            )
+        if 0 < self.voice_cache_ttl < self.voice_refresh_interval:
+            raise SettingsError(
+                "VOICE_CACHE_TTL must be 0 (no cache) or at least VOICE_REFRESH_INTERVAL"
             )
 
     def require_credentials(self) -> None:
@@ -157,6 +192,7 @@ def _parse(name: str, raw: str, type_: Any) -> Any:
         "int": int,
         "float": float,
         "Path": Path,
+        "Path | None": Path,
         "tuple[str, ...]": lambda s: tuple(p.strip() for p in s.split(",") if p.strip()),
     }
     parser = parsers.get(type_ if isinstance(type_, str) else getattr(type_, "__name__", ""))

@@ -49,6 +49,13 @@ def cmd_voices(args: argparse.Namespace) -> int:
 
     s = get_settings()
     s.require_credentials()
+    cached = None if args.refresh else _cached_voices()
+    if cached is not None:
+        voices, age = cached
+        print(f"(from the voice cache, refreshed {age:.0f} s ago)", file=sys.stderr)
+        if args.source is not None:
+            voices = [v for v in voices if v.source == args.source]
+        return _show_voices(voices, args.json)
     client = AkoolClient(
         s.akool_base_url,
         api_key=s.akool_api_key,
@@ -57,8 +64,30 @@ def cmd_voices(args: argparse.Namespace) -> int:
         connect_timeout=s.akool_connect_timeout,
         read_timeout=s.akool_read_timeout,
     )
-    voices = client.list_voices(args.source)
-    if args.json:
+    return _show_voices(client.list_voices(args.source), args.json)
+
+
+def _cached_voices() -> tuple[list[Any], float] | None:
+    """The voice list from Redis when beat keeps it fresh; None without Redis or a fresh cache."""
+    import redis
+
+    from config.settings import get_settings
+    from worker.akool.models import parse_voices
+    from worker.store import connect
+    from worker.voicecache import VoiceCache
+
+    s = get_settings()
+    try:
+        cached = VoiceCache(connect(s.redis_url), s).load() if s.voice_cache_ttl > 0 else None
+    except redis.RedisError:
+        return None
+    if cached is None:
+        return None
+    return parse_voices(cached.voices, endpoint="voice cache"), cached.age
+
+
+def _show_voices(voices: list[Any], as_json: bool) -> int:
+    if as_json:
         _print([dict(v.raw) for v in voices])
     else:
         for v in voices:
@@ -184,6 +213,23 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return int(sandbox_cli.run(args))
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from config.settings import get_settings
+    from worker.retention import purge
+
+    s = get_settings()
+    got = purge(_store(), s.audio_dir, s.job_retention_days, s.audio_retention_days)
+    _print(
+        {
+            "files": len(got.files),
+            "bytes": got.bytes,
+            "records": len(got.records),
+            "index": len(got.index),
+        }
+    )
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from worker import demo
 
@@ -219,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
         help="3 official, 4 your own; both when omitted",
     )
     v.add_argument("--json", action="store_true")
+    v.add_argument(
+        "--refresh", action="store_true", help="ask Akool even when the voice cache is fresh"
+    )
     v.set_defaults(func=cmd_voices)
 
     c = sub.add_parser("create", help="enqueue audio.create; prints the job id")
@@ -252,6 +301,11 @@ def parser() -> argparse.ArgumentParser:
 
     sandbox_cli.add_arguments(sb)
     sb.set_defaults(func=cmd_sandbox)
+
+    pg = sub.add_parser(
+        "purge", help="purge files and records past retention now (beat also does this)"
+    )
+    pg.set_defaults(func=cmd_purge)
 
     d = sub.add_parser("demo", help="the whole system on a private Redis and the sandbox")
     d.add_argument("--keep", action="store_true", help="keep the temporary Redis directory")

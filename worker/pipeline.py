@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from worker import estimate, notify
+from worker import estimate, notify, voicecache
 from worker.akool import AudioStatus
 from worker.akool import errors as akool_errors
 from worker.backoff import backoff
@@ -49,6 +49,8 @@ def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tu
     message finds its own record instead of creating (and submitting) a second job.
     """
     request = parse_request(kind, kwargs, svc.settings)
+    if request.voice_id:
+        voicecache.validate_voice(svc, request.voice_id)  # only when the cache is fresh
     job_id = parse_job_id(kwargs.get("job_id")) or task_id
     _, owner = svc.jobs.create(job_id, kind, request.to_record(), task_id)
     return job_id, owner == task_id
