@@ -213,6 +213,20 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return int(sandbox_cli.run(args))
 
 
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from config.settings import get_settings
+    from worker import webhook
+
+    s = get_settings()
+    app = webhook.WebhookApp.from_settings(s)  # fails here, naming the variable, without keys
+    try:
+        webhook.serve(args.host or s.webhook_host, args.port or s.webhook_port, app)
+    except OSError as exc:
+        print(f"error: cannot listen: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     from config.settings import get_settings
     from worker.retention import purge
@@ -301,6 +315,11 @@ def parser() -> argparse.ArgumentParser:
 
     sandbox_cli.add_arguments(sb)
     sb.set_defaults(func=cmd_sandbox)
+
+    wh = sub.add_parser("webhook", help="serve the Akool webhook receiver (/akool/webhook)")
+    wh.add_argument("--host", help="address to bind (WEBHOOK_HOST, default 127.0.0.1)")
+    wh.add_argument("--port", type=int, help="port (WEBHOOK_PORT, default 8000)")
+    wh.set_defaults(func=cmd_webhook)
 
     pg = sub.add_parser(
         "purge", help="purge files and records past retention now (beat also does this)"
