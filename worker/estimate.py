@@ -74,10 +74,13 @@ def first_delay(model: Model, words: int, *, floor: float, cap: float) -> float:
     return max(floor, min(cap, model.expected(words) * math.exp(-LEAD * model.sigma)))
 
 
-def next_delay(model: Model, elapsed: float, *, floor: float, cap: float) -> float:
+def next_delay(model: Model, words: int, elapsed: float, *, floor: float, cap: float) -> float:
     """Seconds from a poll that found the job unfinished, ``elapsed`` s after submission, to
-    the next: geometric in time, so each poll covers the same share of the distribution."""
-    return max(floor, min(cap, max(0.0, elapsed) * (math.exp(model.step) - 1.0)))
+    the next: geometric in time, so each poll covers the same share of the distribution. A job
+    first polled before there was a model (or too early) skips ahead to where it would be."""
+    elapsed = max(0.0, elapsed)
+    due = max(elapsed * math.exp(model.step), model.expected(words) * math.exp(-LEAD * model.sigma))
+    return max(floor, min(cap, due - elapsed))
 
 
 def observed_duration(
@@ -134,7 +137,9 @@ class Estimator:
 
     def model(self) -> Model | None:
         now = self.clock()
-        if now - self._fetched >= self.ttl:
+        # No model yet: look again sooner, so the first history is used as soon as it exists.
+        ttl = self.ttl if self._model is not None else min(self.ttl, 1.0)
+        if now - self._fetched >= ttl:
             self._model = fit(self.samples(), self.min_samples)
             self._fetched = now
         return self._model

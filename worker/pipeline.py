@@ -145,7 +145,9 @@ def next_poll_delay(svc: Services, job: Job, now: float) -> float:
     s = svc.settings
     model = svc.estimator.model()
     if model is not None and job.submitted_at is not None:
-        return estimate.next_delay(model, now - job.submitted_at, floor=0.5, cap=s.poll_max_delay)
+        words = estimate.words_of(str(job.request.get("input_text", "")))
+        elapsed = now - job.submitted_at
+        return estimate.next_delay(model, words, elapsed, floor=0.5, cap=s.poll_max_delay)
     return backoff(
         job.polls,
         base=s.poll_initial_delay,

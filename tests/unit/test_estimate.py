@@ -89,11 +89,18 @@ def test_first_poll_lands_before_the_median_and_within_bounds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("elapsed", "expected"), [(0.0, 0.5), (10.0, 10 * (math.exp(0.1625) - 1)), (1000.0, 30.0)]
+    ("elapsed", "expected"),
+    [
+        (10.0, 10 * (math.exp(0.1625) - 1)),
+        (20.0, 20 * (math.exp(0.1625) - 1)),
+        (1000.0, 30.0),
+        (2.0, 10 * math.exp(-0.175) - 2.0),  # polled early (no model yet): skip ahead
+        (0.0, 10 * math.exp(-0.175)),
+    ],
 )
 def test_next_poll_is_geometric_in_time(elapsed: float, expected: float) -> None:
     model = Model(10.0, 0.0, 0.25, 50)
-    assert next_delay(model, elapsed, floor=0.5, cap=30.0) == pytest.approx(expected)
+    assert next_delay(model, 0, elapsed, floor=0.5, cap=30.0) == pytest.approx(expected)
 
 
 def test_schedule_meets_the_poll_targets_on_its_own_distribution() -> None:
@@ -105,7 +112,7 @@ def test_schedule_meets_the_poll_targets_on_its_own_distribution() -> None:
         duration = 13.0 * rng.lognormvariate(0.0, 0.25)
         t, n = first_delay(model, 0, floor=0.5, cap=60), 1
         while t < duration:
-            t += next_delay(model, t, floor=0.5, cap=30)
+            t += next_delay(model, 0, t, floor=0.5, cap=30)
             n += 1
         polls.append(n)
         delays.append((t - duration) / duration)
@@ -141,7 +148,7 @@ def test_history_is_shared_capped_and_cached(redis_url: str) -> None:
     r.lpush("t:estimate", "junk")
     assert len(one.samples()) == 19
     assert one.model() is None
-    now[0] = 5.0
+    now[0] = 1.0  # a missing model is looked for again after a second
     model = one.model()
     assert model is not None
     assert model.per_word == pytest.approx(0.01, rel=0.05)
