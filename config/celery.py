@@ -34,6 +34,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     return {
         "broker_url": settings.redis_url,
+        # kombu's Redis transport, but a message that is not JSON is dropped and logged
+        # instead of stopping the worker (worker/transport.py).
+        "broker_transport": "worker.transport:Transport",
         "result_backend": settings.redis_url,
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
@@ -52,8 +55,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.task_time_limit,
         # 30 s to clean up, but never more than a fifth of the limit: a flat "- 30" gave
         # every TASK_TIME_LIMIT <= 31 a soft limit of 1 s.
-        "task_soft_time_limit": settings.task_time_limit
-        - min(30, settings.task_time_limit // 5),
+        "task_soft_time_limit": settings.task_time_limit - min(30, settings.task_time_limit // 5),
         "task_default_queue": QUEUE_AUDIO,
         "task_queues": [Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
         "task_routes": {
