@@ -1,0 +1,103 @@
+"""The `akool-audio` command against a real worker, Redis and the sandbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox import VOICES, SandboxServer
+from tests.support.procs import ROOT, CeleryWorker, worker_env
+from tests.support.redis import RedisServer, free_port
+
+CLI = str(Path(sys.executable).with_name("akool-audio"))
+VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[SandboxServer]:
+    with SandboxServer(port=0) as server:
+        server.configure(lifecycle={"mode": "polls", "polls": 2})
+        yield server
+
+
+@pytest.fixture(scope="module")
+def env(
+    redis_server: RedisServer, sb: SandboxServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("cli")
+    env = worker_env(redis_server.url, sb.url, tmp / "audio")
+    worker = CeleryWorker(env, tmp / "worker.log").start()
+    yield env
+    worker.stop()
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_create_wait_prints_progress_and_the_summary(env: dict[str, str]) -> None:
+    out = run(env, "create", "--voice-id", VOICE, "--text", "From the command line.", "--wait")
+    assert out.returncode == 0, out.stderr
+    job_id, body = out.stdout.split("\n", 1)
+    summary = json.loads(body)
+    assert summary["job_id"] == job_id and summary["state"] == "succeeded"
+    assert "akool status" in out.stderr and "succeeded" in out.stderr
+    status = run(env, "status", job_id)
+    assert json.loads(status.stdout)["polls"] == 2
+
+
+def test_wait_on_a_failed_job_exits_1(env: dict[str, str]) -> None:
+    out = run(env, "create", "--voice-id", VOICE, "--text", "Fail me [[fail]]", "--job-id", "f-1")
+    assert out.returncode == 0
+    waited = run(env, "wait", "f-1", "--timeout", "30")
+    assert waited.returncode == 1
+    assert json.loads(waited.stdout)["error"]["code"] == "akool_failed"
+
+
+def test_batch_reports_each_file_and_error(env: dict[str, str], tmp_path: Path) -> None:
+    rows = [
+        {"input_text": "Batch line one.", "voice_id": VOICE},
+        {"input_text": "Batch line two [[fail]].", "voice_id": VOICE},
+        {"kind": "clone", "input_text": "Batch clone.", "voice_id": VOICE, "rate": "80%"},
+    ]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = run(env, "batch", str(path), "--timeout", "60")
+    assert out.returncode == 1  # one job failed
+    assert "2 succeeded, 1 failed" in out.stdout
+    assert "akool_failed" in out.stdout and ".wav" in out.stdout
+    assert "3/3" in out.stderr
+
+
+def test_batch_refuses_a_bad_file_naming_the_line(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("input_text,voice_id,colour\nHello,abc,blue\n")
+    out = run(env, "batch", str(path))
+    assert out.returncode == 2
+    assert "bad.csv:2: unknown column(s) colour" in out.stderr
+
+
+def test_voices_lists_the_sandboxs_voices(env: dict[str, str]) -> None:
+    out = run(env, "voices", "--from", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    assert VOICE in {v["voice_id"] for v in json.loads(out.stdout)}
+
+
+def test_unreachable_redis_says_how_to_start_one(env: dict[str, str]) -> None:
+    dead = {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    out = run(dead, "status", "anything")
+    assert out.returncode == 3
+    assert "cannot reach Redis" in out.stderr and "redis-server" in out.stderr
+
+
+def test_invalid_setting_is_named(env: dict[str, str]) -> None:
+    out = run({**env, "POLL_DEADLINE": "soon"}, "status", "x")
+    assert out.returncode == 2
+    assert "POLL_DEADLINE must be a float" in out.stderr
