@@ -101,3 +101,17 @@ def test_invalid_setting_is_named(env: dict[str, str]) -> None:
     out = run({**env, "POLL_DEADLINE": "soon"}, "status", "x")
     assert out.returncode == 2
     assert "POLL_DEADLINE must be a float" in out.stderr
+
+
+def test_a_worker_without_credentials_refuses_to_start(env: dict[str, str]) -> None:
+    bare = {k: v for k, v in env.items() if not k.startswith("AKOOL_")}
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("celery")), "-A", "worker", "worker"],
+        env=bare,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "AKOOL_API_KEY" in out.stderr
