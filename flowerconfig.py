@@ -1,0 +1,21 @@
+"""Flower's options for ``celery -A worker flower`` (Flower reads ./flowerconfig.py by default).
+
+Flower also reads ``FLOWER_*`` environment variables (``FLOWER_BASIC_AUTH=user:password``,
+``FLOWER_PORT``, ``FLOWER_ADDRESS``); every ``FLOWER_*`` name must be a Flower option or Flower
+exits. Here Flower refuses to start without authentication: its dashboard can revoke tasks and
+shut workers down. The credential is never printed.
+"""
+
+import os
+import sys
+
+if not (os.environ.get("FLOWER_BASIC_AUTH") or os.environ.get("FLOWER_AUTH")):
+    sys.exit(
+        "flower: set FLOWER_BASIC_AUTH=user:password (or FLOWER_AUTH for OAuth); "
+        "refusing to serve the dashboard without authentication"
+    )
+
+# Flower keeps tasks in memory; bound it (celery-notes E.2).
+max_tasks = int(os.environ.get("FLOWER_MAX_TASKS", "10000"))
+# Drop workers that have been offline for an hour from the dashboard and /metrics.
+purge_offline_workers = 3600

@@ -1,0 +1,185 @@
+"""Flower against the test Redis with a real worker: basic auth from the environment, the job's
+tasks and the worker visible through Flower's HTTP API, arguments readable but redacted, and
+Prometheus metrics."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from sandbox import VOICES, SandboxServer
+from tests.support.procs import CELERY, ROOT, CeleryWorker, worker_env
+from tests.support.redis import RedisServer, free_port
+from tests.support.services import Proc, flower
+from tests.support.stack import NotifyReceiver, caller_app
+
+VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
+USER, PASSWORD = "ops", "flower-pass-3x4mpl3"
+NOTIFY_TOKEN = "notify-token-never-shown"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Proc, dict[str, str]]]:
+    tmp = tmp_path_factory.mktemp("flower")
+    with SandboxServer(port=0) as sb:
+        sb.configure(lifecycle={"mode": "polls", "polls": 1})
+        env = worker_env(
+            redis_server.url, sb.url, tmp / "audio", {"FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
+        )
+        port = free_port()
+        fl = flower(env, tmp / "flower.log", port).start()
+        w = CeleryWorker(env, tmp / "worker.log").start()
+        try:
+            yield f"http://127.0.0.1:{port}", fl, env
+        finally:
+            w.stop()
+            fl.stop()
+
+
+def get(url: str, auth: bool = True) -> tuple[int, bytes]:
+    req = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def until(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture()
+def caller(redis_server: RedisServer) -> Iterator[Celery]:
+    app = caller_app(redis_server.url)
+    yield app
+    app.close()
+
+
+def test_a_jobs_tasks_and_the_worker_appear_with_redacted_arguments(
+    stack: tuple[str, Proc, dict[str, str]], caller: Celery
+) -> None:
+    base, fl, _ = stack
+    receiver = NotifyReceiver()
+    gen = receiver.serve()
+    notify_url = next(gen).replace("/hook", f"/hook?token={NOTIFY_TOKEN}")
+    long_text = "A long announcement. " * 20
+    try:
+        # Given Flower sees the worker, when a job runs (sent by a backend without our code)
+        until(lambda: b"w1@" in get(f"{base}/api/workers?refresh=1")[1], 20, "the worker")
+        summary = caller.send_task(
+            "audio.create",
+            kwargs={
+                "input_text": long_text,
+                "voice_id": VOICE,
+                "job_id": "flower-job-1",
+                "notify_url": notify_url,
+            },
+            queue="audio",
+        ).get(timeout=60)
+        assert summary["state"] == "succeeded"
+        assert receiver.event.wait(20)
+    finally:
+        gen.close()
+
+    # Then its tasks are listed with the job id in their arguments. (The entry task's id ends
+    # as audio.finish: Task.replace gives the chain's last step the entry's id.)
+    def tasks(*names: str) -> dict[str, Any]:
+        status, body = get(f"{base}/api/tasks")
+        got = json.loads(body) if status == 200 else {}
+        return got if set(names) <= {t["name"] for t in got.values()} else {}
+
+    listed = until(lambda: tasks("audio.poll", "audio.download", "audio.finish"), 20, "tasks")
+    for t in listed.values():
+        if t["name"] in ("audio.poll", "audio.download", "audio.finish"):
+            assert t["args"] == "['flower-job-1']", t
+    assert NOTIFY_TOKEN not in json.dumps(listed)
+
+    # And an entry task's kwargs are readable but shortened and with no secret.
+    bad = caller.send_task(
+        "audio.create",
+        kwargs={
+            "input_text": long_text,
+            "voice_id": VOICE,
+            "job_id": "flower-job-2",
+            "rate": "150%",
+            "notify_url": notify_url,
+        },
+        queue="audio",
+    )
+    with pytest.raises(Exception, match="rate"):
+        bad.get(timeout=30)
+
+    def failed_entry() -> Any:
+        got = tasks("audio.create")
+        return next((t for t in got.values() if t["state"] == "FAILURE"), None)
+
+    entry = until(failed_entry, 20, "the failed entry task")
+    print("Flower shows audio.create kwargs:", entry["kwargs"])
+    assert "flower-job-2" in entry["kwargs"]
+    assert f"({len(long_text)} chars)" in entry["kwargs"]
+    assert long_text not in entry["kwargs"]
+    assert "token=***" in entry["kwargs"]
+    assert NOTIFY_TOKEN not in json.dumps(tasks())
+
+    status, body = get(f"{base}/api/workers")
+    assert status == 200 and any(name.startswith("w1@") for name in json.loads(body))
+    assert PASSWORD not in fl.text()
+
+
+def test_unauthenticated_requests_are_refused(stack: tuple[str, Proc, dict[str, str]]) -> None:
+    base, _, _ = stack
+    for path in ("/", "/api/tasks", "/api/workers", "/tasks", "/workers", "/broker"):
+        assert get(f"{base}{path}", auth=False)[0] == 401, path
+    assert get(f"{base}/api/tasks", auth=True)[0] == 200
+    # Flower 2.2 leaves /healthcheck and /metrics open for probes and Prometheus: they carry
+    # counts by task name and worker, never arguments (see docs/OPERATIONS.md).
+    assert get(f"{base}/healthcheck", auth=False)[0] == 200
+
+
+def test_prometheus_metrics_answer(stack: tuple[str, Proc, dict[str, str]]) -> None:
+    base, _, _ = stack
+    status, body = get(f"{base}/metrics")
+    assert status == 200
+    text = body.decode()
+    assert "flower_events_total" in text
+    assert 'flower_worker_online{worker="w1@' in text
+    assert get(f"{base}/metrics", auth=False)[1] != b""  # open to the scraper ...
+    assert "flower-job" not in text and NOTIFY_TOKEN not in text  # ... and no arguments in it
+
+
+def test_flower_refuses_to_start_without_auth(stack: tuple[str, Proc, dict[str, str]]) -> None:
+    _, _, env = stack
+    bare = {k: v for k, v in env.items() if not k.startswith("FLOWER_")}
+    out = subprocess.run(
+        [CELERY, "-A", "worker", "flower", f"--port={free_port()}", "--address=127.0.0.1"],
+        cwd=ROOT,
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in out.stderr + out.stdout
