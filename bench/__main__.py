@@ -1,0 +1,88 @@
+"""``python -m bench [--quick]``: every benchmark in one run, a table, bench/results/latest.json
+and docs/PERFORMANCE.md. Ratios are taken between figures of this same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import baseline, capacity, download, engine, polling, report
+from bench.engine import WorkerSpec
+
+RESULTS = Path(__file__).with_name("results") / "latest.json"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md"
+SCENARIOS = ("ceiling", "throughput", "baseline", "polling", "capacity", "download", "pools")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="smaller runs (about 4 minutes)")
+    p.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    p.add_argument("--pool", default="threads", help="the worker pool for every scenario")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--capacity-jobs", type=int, default=None, help="default 10000 (2000 quick)")
+    p.add_argument("--no-write", action="store_true", help="print only")
+    args = p.parse_args(argv)
+    q = args.quick
+    spec = WorkerSpec(args.pool, args.concurrency)
+    only = set(args.only.split(","))
+    fig: dict[str, Any] = {
+        "command": "make bench" if not q else "python -m bench --quick",
+        "argv": sys.argv[1:] if argv is None else argv,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}",
+        "worker": spec.label(),
+        "quick": q,
+    }
+    t0 = time.time()
+
+    def step(name: str, fn: Any) -> None:
+        if name in only:
+            print(f"-- {name} ...", file=sys.stderr, flush=True)
+            t = time.time()
+            fig[name] = fn()
+            print(f"   {json.dumps(fig[name])[:300]} ({time.time() - t:.0f} s)", file=sys.stderr)
+
+    step("ceiling", lambda: engine.ceiling(spec, 1000 if q else 3000))
+    step("throughput", lambda: engine.throughput(spec, 200 if q else 600))
+    step("baseline", lambda: baseline.compare(spec, 300 if q else 1000, 2 * spec.concurrency))
+    step("polling", lambda: _polling(spec, q))
+    n_cap = args.capacity_jobs or (2000 if q else 10_000)
+    step("capacity", lambda: capacity.run(spec, n_cap, window=150 if q else 270))
+    step("download", download.run)
+    step("pools", lambda: engine.pools(150 if q else 400, latency=0.2))
+    fig["seconds"] = round(time.time() - t0)
+    report.derive(fig)
+    print(report.table(fig))
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(fig, indent=2, sort_keys=True) + "\n")
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(report.markdown(fig))
+        print(f"wrote {RESULTS} and {DOC}", file=sys.stderr)
+    return 0
+
+
+def _polling(spec: WorkerSpec, quick: bool) -> dict[str, Any]:
+    n, rate = (80, 2.0) if quick else (160, 2.0)
+    out: dict[str, Any] = {"without_webhooks": polling.run(spec, n, rate, warmup=int(rate * 25))}
+    if polling.webhooks_available():
+        out["with_webhooks"] = "not measured: worker.webhook exists but is not wired into bench"
+    else:
+        out["with_webhooks"] = "not measured: worker/webhook.py (the receiver) is not there yet"
+    return out
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""(4) Polling efficiency: jobs that take about 13 s at the sandbox (lognormal, longer with more
+words) arrive as a stream; per job, the polls it cost and how long after the sandbox finished
+it we noticed. The first jobs meet no history (the estimator's cold start) and are reported
+apart from the rest."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import time
+from typing import Any
+
+from bench.engine import WorkerSpec
+from bench.jobs import Waiter, send_create, text_of
+from bench.stack import Stack
+
+# 8 s + 25 ms a word: 13 s at 200 words, the middle of 20..380 words; factor lognormal(0, 0.25)
+LIFECYCLE = {
+    "mode": "duration",
+    "base_seconds": 8.0,
+    "per_word_seconds": 0.025,
+    "lognormal_sigma": 0.25,
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def run(spec: WorkerSpec, n: int, rate: float, warmup: int) -> dict[str, Any]:
+    rng = random.Random(4)
+    with Stack("polling") as st:
+        st.sandbox.configure(lifecycle=LIFECYCLE, seed=4)
+        st.worker(pool=spec.pool, concurrency=spec.concurrency)
+        waiter = Waiter(st.r)
+        ids = []
+        t0 = time.monotonic()
+        for i in range(n):
+            ids.append(send_create(st.caller, text_of(rng.randrange(20, 380), rng)))
+            time.sleep(max(0.0, t0 + (i + 1) / rate - time.monotonic()))
+        waiter.wait(ids, timeout=180)
+        waiter.close()
+        at_sandbox = {j["_id"]: j for j in st.sandbox.jobs()}
+        rows = []
+        for job_id in ids:
+            h = st.r.hgetall(f"akool-audio:job:{job_id}")
+            sb = at_sandbox.get(h.get("akool_id", ""))
+            if not sb or not h.get("detected_at") or not sb.get("completed_at"):
+                continue
+            duration = sb["completed_at"] - sb["created_at"]
+            delay = float(h["detected_at"]) - sb["completed_at"]
+            rows.append((int(h.get("polls", 0)), delay, delay / duration, duration))
+    learned, cold = rows[warmup:], rows[:warmup]
+    return {
+        "jobs": n,
+        "measured": len(learned),
+        "duration_median_s": round(pct([r[3] for r in learned], 0.5), 2),
+        "polls_median": pct([r[0] for r in learned], 0.5),
+        "polls_p95": pct([r[0] for r in learned], 0.95),
+        "delay_median_s": round(pct([r[1] for r in learned], 0.5), 2),
+        "delay_p95_s": round(pct([r[1] for r in learned], 0.95), 2),
+        "delay_share_median": round(pct([r[2] for r in learned], 0.5), 3),
+        "cold_start": {
+            "jobs": len(cold),
+            "polls_median": pct([r[0] for r in cold], 0.5),
+            "delay_share_median": round(pct([r[2] for r in cold], 0.5), 3),
+        },
+    }
+
+
+def webhooks_available() -> bool:
+    return importlib.util.find_spec("worker.webhook") is not None

@@ -1,0 +1,178 @@
+"""Figures to a table: targets checked, ratios derived, and docs/PERFORMANCE.md rendered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+NOTES = Path(__file__).with_name("notes.md")  # the analysis, written by hand after a run
+
+
+def _get(fig: dict[str, Any], *path: str) -> Any:
+    cur: Any = fig
+    for p in path:
+        if not isinstance(cur, dict) or p not in cur:
+            return None
+        cur = cur[p]
+    return cur
+
+
+def derive(fig: dict[str, Any]) -> None:
+    """Ratios between figures of the same run."""
+    ceiling = _get(fig, "ceiling", "tasks_per_s")
+    tput = _get(fig, "throughput", "jobs_per_s")
+    tasks = _get(fig, "throughput", "tasks_per_job")
+    if ceiling and tput and tasks:
+        fig["throughput"]["efficiency"] = round(tput / (ceiling / tasks), 2)
+
+
+def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(measure, figure, target, verdict) for every figure with a target, then the rest."""
+    out: list[tuple[str, str, str, str]] = []
+
+    def add(name: str, value: Any, target: str = "", ok: bool | None = None) -> None:
+        if value is None:
+            return
+        verdict = "" if ok is None else ("met" if ok else "MISSED")
+        out.append((name, str(value), target, verdict))
+
+    def g(*path: str) -> Any:
+        return _get(fig, *path)
+
+    add("1 no-op Celery tasks/s (ceiling)", g("ceiling", "tasks_per_s"))
+    add("1 Redis commands per no-op task", g("ceiling", "redis_cmds_per_task"))
+    add("2 pipeline jobs/s (sandbox immediate)", g("throughput", "jobs_per_s"))
+    add("2 tasks per job", g("throughput", "tasks_per_job"))
+    add("2 Redis commands per job", g("throughput", "redis_cmds_per_job"))
+    eff = g("throughput", "efficiency")
+    add("2 efficiency = jobs/s / (ceiling / tasks per job)", eff, ">= 0.6",
+        None if eff is None else eff >= 0.6)  # fmt: skip
+    ratio = g("baseline", "throughput_ratio")
+    add("3 ours jobs/s, ~10 s jobs", g("baseline", "ours", "jobs_per_s"))
+    add("3 naive jobs/s (sleep+poll 5 s)", g("baseline", "naive", "jobs_per_s"))
+    add("3 throughput ratio ours / naive", ratio, ">= 50x", None if ratio is None else ratio >= 50)
+    add("3 API calls per job, ours / naive",
+        _pair(g("baseline", "ours", "api_calls_per_job"),
+              g("baseline", "naive", "api_calls_per_job")))  # fmt: skip
+    p = g("polling", "without_webhooks") or {}
+    if p:
+        add("4 job duration at the sandbox, median s", p.get("duration_median_s"))
+        add("4 polls per job, median (learned)", p.get("polls_median"), "<= 3",
+            p.get("polls_median", 99) <= 3)  # fmt: skip
+        add(
+            "4 polls per job, p95 (learned)",
+            p.get("polls_p95"),
+            "<= 6",
+            p.get("polls_p95", 99) <= 6,
+        )
+        share = p.get("delay_share_median")
+        ok = share is not None and share <= 0.10
+        add("4 detection delay median, s / share of duration",
+            _pair(p.get("delay_median_s"), share), "<= 10%", ok)  # fmt: skip
+        add("4 detection delay p95, s", p.get("delay_p95_s"))
+        cold = p.get("cold_start") or {}
+        add("4 cold start (no history): polls median / delay share",
+            _pair(cold.get("polls_median"), cold.get("delay_share_median")))  # fmt: skip
+    hooks = g("polling", "with_webhooks")
+    if isinstance(hooks, str):
+        add("4 with webhooks", hooks, "<= 0.5 s", None)
+    c = g("capacity") or {}
+    if c:
+        add("5 jobs sent / peak in flight", _pair(c.get("jobs"), c.get("peak_in_flight")))
+        add("5 worker RSS idle / peak, MB",
+            _pair(c.get("worker_rss_idle_mb"), c.get("worker_rss_peak_mb")), "<= 300 MB",
+            (c.get("worker_rss_peak_mb") or 1e9) <= 300)  # fmt: skip
+        add("5 worker / Redis memory per job in flight, KB",
+            _pair(c.get("worker_kb_per_job"), c.get("redis_kb_per_job")))  # fmt: skip
+        lag = c.get("poll_lag_p95_s")
+        add("5 poll lag p50 / p95 / max, s",
+            f"{c.get('poll_lag_p50_s')} / {lag} / {c.get('poll_lag_max_s')}", "p95 <= 2 s",
+            lag is not None and lag <= 2)  # fmt: skip
+        add("5 succeeded within the window", _pair(c.get("succeeded"), c.get("window_s")))
+    d = g("download") or {}
+    if d:
+        add("6 100 MB download: MB/s", d.get("mb_per_s"))
+        growth = d.get("peak_rss_growth_mb")
+        add("6 peak RSS growth, MB", growth, "<= 20 MB", growth is not None and growth <= 20)
+    pools = g("pools") or {}
+    for label, v in pools.items():
+        if isinstance(v, dict):
+            add(f"7 {label}: jobs/s, RSS MB ({pools.get('latency_s')} s per API call)",
+                _pair(v.get("jobs_per_s"), v.get("worker_rss_mb")))  # fmt: skip
+    return out
+
+
+def _pair(a: Any, b: Any) -> str | None:
+    return None if a is None and b is None else f"{a} / {b}"
+
+
+def table(fig: dict[str, Any]) -> str:
+    data = [("measure", "figure", "target", ""), *rows(fig)]
+    widths = [max(len(r[i]) for r in data) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in data]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    head = f"{fig.get('machine')}; worker {fig.get('worker')}; {fig.get('seconds')} s in all"
+    return head + "\n" + "\n".join(lines)
+
+
+def markdown(fig: dict[str, Any]) -> str:
+    md = ["| measure | figure | target | |", "| --- | --- | --- | --- |"]
+    md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(fig)]
+    timeline = _get(fig, "capacity", "timeline")
+    return TEMPLATE.format(
+        command=fig.get("command"),
+        started=fig.get("started"),
+        machine=fig.get("machine"),
+        worker=fig.get("worker"),
+        seconds=fig.get("seconds"),
+        table="\n".join(md),
+        timeline=json.dumps(timeline) if timeline else "(capacity not run)",
+        notes=NOTES.read_text() if NOTES.exists() else "",
+    )
+
+
+TEMPLATE = """# Performance
+
+Figures of the last run of `{command}` ({started}; {machine}; one worker, `{worker}`;
+{seconds} s in all). `make bench` runs `python -m bench`; `python -m bench --quick` is a smaller
+run. Every benchmark starts its own redis-server, the sandbox as a process and real
+`celery worker` processes on loopback; ratios are taken between figures of the same run. The
+machine is shared with other work, so absolute figures are noisy: read the ratios. All figures
+are in `bench/results/latest.json`.
+
+{table}
+
+Capacity timeline (seconds since the first send, jobs in flight, of them overdue by > 2 s,
+worker RSS MB): {timeline}
+
+## What each line measures
+
+1. **Ceiling**: `bench.noop` tasks (a no-op, `celery -A bench.noop`) with the pipeline's own
+   Celery settings (late acks, events, results, prefetch 1) and the same worker; all sent first.
+2. **Throughput**: `audio.create` jobs sent by a bare caller app, the sandbox finishing at
+   create; jobs/s from the first send to the last completion event. Tasks per job are Redis
+   `LPUSH` calls (one per published message) per job; Redis commands come from
+   `INFO commandstats` (commands run inside our Lua scripts count too).
+3. **Baseline**: the loop of Akool's demos as one task (`bench/naive.py`: create, `sleep(5)`,
+   poll, download) against our pipeline; same worker, jobs of 10 s +/- 10 % at the sandbox.
+   Ours runs 1,000 jobs; the naive one twice its concurrency (more would only take longer: it
+   finishes `concurrency` jobs per ~10-15 s whatever the backlog).
+4. **Polling**: jobs arrive at 2/s with 20-380 words; the sandbox takes `(8 s + 25 ms/word)`
+   times lognormal(0, 0.25), about 13 s. Polls are our job record's count; detection delay is
+   our `detected_at` (the poll that saw status 3) minus the sandbox's `completed_at`. "Learned"
+   leaves out the jobs of the first 25 s, sent before any history existed (the cold start,
+   shown apart).
+5. **Capacity**: all jobs sent at once, the sandbox taking 120 s +/- 10 %; the estimator's history
+   is seeded (as a running system would have it), so the first poll lands near 110 s. Poll
+   lag is each job's worst `actual - planned` poll time (`poll_lag_max` on the job record);
+   memory per job is the growth of worker RSS and Redis `used_memory` over the jobs in flight.
+6. **Download**: `worker.download.download` in a fresh process; peak RSS growth is the
+   change of `VmHWM`.
+7. **Pools**: throughput with every Akool call made 0.2 s slow at the sandbox (as a real API
+   is), per pool and concurrency, with the worker's total RSS.
+
+## Reading the figures
+
+{notes}
+"""
