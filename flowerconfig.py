@@ -15,6 +15,9 @@ if not (os.environ.get("FLOWER_BASIC_AUTH") or os.environ.get("FLOWER_AUTH")):
         "refusing to serve the dashboard without authentication"
     )
 
+# Loopback unless told otherwise (Flower's own default is every interface).
+address = os.environ.get("FLOWER_ADDRESS", "127.0.0.1")
+port = int(os.environ.get("FLOWER_PORT", "5555"))
 # Flower keeps tasks in memory; bound it (celery-notes E.2).
 max_tasks = int(os.environ.get("FLOWER_MAX_TASKS", "10000"))
 # Drop workers that have been offline for an hour from the dashboard and /metrics.

@@ -74,6 +74,7 @@ class Settings:
     # Flower (read by Flower itself from these names)
     flower_basic_auth: str | None = field(default=None, repr=False, metadata=SECRET)
     flower_port: int = 5555
+    flower_address: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

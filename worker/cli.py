@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -217,6 +218,9 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     from config.settings import get_settings
     from worker import webhook
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     s = get_settings()
     app = webhook.WebhookApp.from_settings(s)  # fails here, naming the variable, without keys
     try:

@@ -1,0 +1,84 @@
+"""The Procfile and docker-compose.yml agree with each other and with the project. No Docker
+engine runs here, so the compose file is parsed and checked rather than started."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = {"worker", "beat", "flower", "webhook"}
+SETTINGS = {f.name.upper() for f in fields(Settings)}
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip())
+
+
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def test_procfile_runs_the_four_processes_with_the_projects_commands() -> None:
+    procs = procfile()
+    assert set(procs) == APP_SERVICES
+    assert procs["worker"].startswith("celery -A worker worker -Q audio,poll,notify")
+    assert "-S redbeat.RedBeatScheduler" in procs["beat"]
+    assert procs["flower"] == "celery -A worker flower"
+    assert procs["webhook"] == "akool-audio webhook"
+
+
+def test_compose_services_and_commands_match_the_procfile() -> None:
+    services = compose()["services"]
+    assert set(services) == APP_SERVICES | {"redis", "sandbox"}
+    for name, command in procfile().items():
+        assert services[name]["command"] == command, name
+    assert services["sandbox"]["profiles"] == ["sandbox"]
+    assert services["sandbox"]["command"].startswith("akool-audio sandbox --host 0.0.0.0")
+
+
+def test_redis_persists_with_aof_never_evicts_and_has_a_healthcheck() -> None:
+    redis = compose()["services"]["redis"]
+    command = redis["command"]
+    assert "--appendonly yes" in command
+    assert "--maxmemory-policy noeviction" in command
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+
+
+def test_app_services_wait_for_a_healthy_redis() -> None:
+    services = compose()["services"]
+    for name in APP_SERVICES:
+        assert services[name]["depends_on"] == {"redis": {"condition": "service_healthy"}}, name
+        assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_every_environment_name_is_a_setting() -> None:
+    for name, service in compose()["services"].items():
+        unknown = set(service.get("environment") or {}) - SETTINGS
+        assert not unknown, f"{name}: {sorted(unknown)} are not in config/settings.py"
+    text = (ROOT / "docker-compose.yml").read_text()
+    for var in re.findall(r"\$\{([A-Z_]+)", text):
+        assert var in SETTINGS, var
+
+
+def test_workers_scale_and_only_beat_reads_the_recurring_file() -> None:
+    services = compose()["services"]
+    worker = services["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    for name in APP_SERVICES - {"beat"}:
+        assert "RECURRING_JOBS_FILE" not in services[name]["environment"], name
+    assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith("${")
+
+
+def test_the_image_builds_from_the_dockerfile_with_the_flower_config() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert compose()["services"]["worker"]["build"] == "."
+    assert "flowerconfig.py" in dockerfile and "pip install ." in dockerfile
