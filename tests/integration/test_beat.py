@@ -201,6 +201,10 @@ def test_voice_cache_feeds_the_cli_and_refuses_unknown_voices(
     finally:
         caller.close()
     assert "Who speaks?" not in sb.stats()["creates_by_text"]
+    print(
+        f"voices: {got['voices']} cached; CLI voice list calls to Akool: "
+        f"{sb.stats()['requests']['voices'] - before}"
+    )
 
 
 def test_purge_removes_old_files_records_and_stale_index_entries(
@@ -224,6 +228,14 @@ def test_purge_removes_old_files_records_and_stale_index_entries(
     until(lambda: not r.exists("akool-audio:job:ancient"), 10, "the old record to go")
     until(lambda: r.zscore("akool-audio:active", "ghost") is None, 10, "the ghost to go")
     assert fresh.exists()
+    print(
+        "purge totals:",
+        {
+            k: v
+            for k, v in r.hgetall("akool-audio:maintenance:totals").items()
+            if k.startswith("purge.")
+        },
+    )
 
 
 def test_recurring_jobs_are_enqueued_as_audio_create(
@@ -241,6 +253,7 @@ def test_recurring_jobs_are_enqueued_as_audio_create(
         assert job is not None and job.request["input_text"] == "Tick tock."
     finals = [store.get(t) for t in ticks() if store.get(t).state.is_final]
     assert all(j.state.value == "succeeded" for j in finals), finals
+    print(f"recurring: {len(finals)} tick jobs succeeded: {ticks()[:4]}")
 
 
 _SEND = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}).*Sending due task (\S+)")
@@ -275,3 +288,5 @@ def test_two_beats_never_fire_an_entry_twice(
         times = [t for t, e, _ in sends(a, b) if e == entry]
         gaps = [t2 - t1 for t1, t2 in itertools.pairwise(times)]
         assert times and min(gaps) >= every * 0.8, (entry, gaps)
+        by = [sum(1 for _, e, i in sends(a, b) if e == entry and i == k) for k in (0, 1)]
+        print(f"{entry}: sends by beat A/B {by}, smallest gap {min(gaps):.2f} s (every {every} s)")
