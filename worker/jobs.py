@@ -188,7 +188,8 @@ local st = redis.call('HGET', KEYS[1], 'state')
 if not st or st == 'succeeded' or st == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error_code', ARGV[3], 'error_message', ARGV[4],
   'completed_at', ARGV[2], 'updated_at', ARGV[2], 'submit_inflight', '0')
-redis.call('ZREM', KEYS[2], ARGV[1])
+-- stays indexed (due now) until a finisher claims it: the sweeper finishes it if none does
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
@@ -199,7 +200,7 @@ local st = redis.call('HGET', KEYS[1], 'state')
 if not st or st == 'succeeded' or st == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'succeeded', 'file', ARGV[3], 'sha256', ARGV[4],
   'bytes', ARGV[5], 'completed_at', ARGV[2], 'updated_at', ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
@@ -396,8 +397,16 @@ class JobStore:
         )
 
     def claim_finish(self, job_id: str) -> bool:
-        """True for exactly one caller per job: the one that publishes and notifies."""
-        return bool(self.r.hsetnx(self.job_key(job_id), "finished_at", time.time()))
+        """True for exactly one caller per job: the one that publishes and notifies.
+
+        A final job stays in the active index until this claim, so a job whose finish step
+        was lost is found and finished by the sweeper.
+        """
+        with self.r.pipeline() as pipe:
+            pipe.hsetnx(self.job_key(job_id), "finished_at", time.time())
+            pipe.zrem(self.active_key, job_id)
+            first, _ = pipe.execute()
+        return bool(first)
 
     def lock_notify(self, job_id: str, ttl: float) -> str | None:
         """A short lease on delivering this job's notifications; None if someone holds it."""
