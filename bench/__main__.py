@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     step("baseline", lambda: baseline.compare(spec, 300 if q else 1000, 2 * spec.concurrency))
     step("polling", lambda: _polling(spec, q))
     n_cap = args.capacity_jobs or (2000 if q else 10_000)
-    step("capacity", lambda: capacity.run(spec, n_cap, window=150 if q else 270))
+    step("capacity", lambda: capacity.run(spec, n_cap, window=150 if q else 240))
     step("download", download.run)
-    step("pools", lambda: engine.pools(150 if q else 400, latency=0.2))
+    step("pools", lambda: engine.pools(120 if q else 250, latency=0.2))
     fig["seconds"] = round(time.time() - t0)
     report.derive(fig)
     print(report.table(fig))
@@ -72,7 +72,7 @@ def _polling(spec: WorkerSpec, quick: bool) -> dict[str, Any]:
     n, rate = (80, 2.0) if quick else (160, 2.0)
     out: dict[str, Any] = {"without_webhooks": polling.run(spec, n, rate, warmup=int(rate * 25))}
     if polling.webhooks_available():
-        out["with_webhooks"] = "not measured: worker.webhook exists but is not wired into bench"
+        out["with_webhooks"] = polling.run(spec, n, rate, int(rate * 25), webhooks=True)
     else:
         out["with_webhooks"] = "not measured: worker/webhook.py (the receiver) is not there yet"
     return out

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,9 @@ def pools(n: int, latency: float) -> dict[str, Any]:
     """Throughput per pool when every Akool call takes ``latency`` s (I/O-bound, as for real)."""
     out: dict[str, Any] = {"latency_s": latency}
     for spec in POOLS:
+        if spec.pool == "gevent" and importlib.util.find_spec("gevent") is None:
+            out[spec.label()] = "not measured: gevent is not installed (pip install .[gevent])"
+            continue
         r = throughput(spec, n, latency=latency)
         out[spec.label()] = {k: r[k] for k in ("jobs_per_s", "worker_rss_mb", "finished")}
     return out

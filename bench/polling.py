@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.engine import WorkerSpec
 from bench.jobs import Waiter, send_create, text_of
-from bench.stack import Stack
+from bench.stack import ROOT, Stack
+from worker.localredis import free_port
 
 # 8 s + 25 ms a word: 13 s at 200 words, the middle of 20..380 words; factor lognormal(0, 0.25)
 LIFECYCLE = {
@@ -30,11 +34,29 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def run(spec: WorkerSpec, n: int, rate: float, warmup: int) -> dict[str, Any]:
+def _receiver(st: Stack) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``akool-audio webhook`` on a free port; the workers then send it as ``webhookUrl``."""
+    port = free_port()
+    env = st.env(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("akool-audio")), "webhook", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    if "listening" not in proc.stdout.readline():
+        proc.kill()
+        raise RuntimeError("the webhook receiver did not start")
+    return proc, env
+
+
+def run(
+    spec: WorkerSpec, n: int, rate: float, warmup: int, webhooks: bool = False
+) -> dict[str, Any]:
     rng = random.Random(4)
     with Stack("polling") as st:
         st.sandbox.configure(lifecycle=LIFECYCLE, seed=4)
-        st.worker(pool=spec.pool, concurrency=spec.concurrency)
+        receiver, env = _receiver(st) if webhooks else (None, st.env())
+        st.worker(env, pool=spec.pool, concurrency=spec.concurrency)
         waiter = Waiter(st.r)
         ids = []
         t0 = time.monotonic()
@@ -53,6 +75,9 @@ def run(spec: WorkerSpec, n: int, rate: float, warmup: int) -> dict[str, Any]:
             duration = sb["completed_at"] - sb["created_at"]
             delay = float(h["detected_at"]) - sb["completed_at"]
             rows.append((int(h.get("polls", 0)), delay, delay / duration, duration))
+        if receiver is not None:
+            receiver.terminate()
+            receiver.wait(10)
     learned, cold = rows[warmup:], rows[:warmup]
     return {
         "jobs": n,

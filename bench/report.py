@@ -77,6 +77,12 @@ def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     hooks = g("polling", "with_webhooks")
     if isinstance(hooks, str):
         add("4 with webhooks", hooks, "<= 0.5 s", None)
+    elif isinstance(hooks, dict):
+        d = hooks.get("delay_median_s")
+        add("4 with webhooks: detection delay median / p95, s",
+            _pair(d, hooks.get("delay_p95_s")), "<= 0.5 s", d is not None and d <= 0.5)  # fmt: skip
+        add("4 with webhooks: polls per job median / p95",
+            _pair(hooks.get("polls_median"), hooks.get("polls_p95")))  # fmt: skip
     c = g("capacity") or {}
     if c:
         add("5 jobs sent / peak in flight", _pair(c.get("jobs"), c.get("peak_in_flight")))
