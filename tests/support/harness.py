@@ -69,6 +69,7 @@ class Figures:
     faults_fired: dict[str, int] = field(default_factory=dict)
     failure_codes: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    worker_exits: int = 0  # "Unrecoverable error" in worker logs: a worker stopped by itself
     events: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -246,6 +247,7 @@ class Stack:
         fig.faults_fired = {k: int(v) for k, v in stats["faults_fired"].items() if v}
         fig.failure_codes = dict(codes)
         fig.events = list(self.events)
+        fig.worker_exits = self.logs().count("Unrecoverable error")
         return fig
 
 

@@ -1,0 +1,206 @@
+"""The fault scenarios of the reliability issue, sized by the caller.
+
+``tests/chaos/test_chaos.py`` runs them at full size (``make chaos``);
+``tests/integration/test_reliability.py`` runs a reduced version inside ``make test``. Each
+returns :class:`~tests.support.harness.Figures`; the caller asserts and records them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+from celery.result import AsyncResult
+
+from tests.support.harness import Figures, Stack
+
+# Realistic Akool timing: done after about 1 s plus 20 ms a word, polled with backoff.
+LIFECYCLE = {"mode": "duration", "base_seconds": 1.0, "per_word_seconds": 0.02, "jitter": 0.3}
+SLOW = 4.0  # seconds: beyond AKOOL_READ_TIMEOUT=3, so the client gives up and Akool still acts
+
+# The issue's fault mix on Akool's API calls, plus gateway errors on file downloads.
+AKOOL_FAULTS: list[dict[str, Any]] = [
+    *(
+        rule
+        for endpoint in ("create", "detail")
+        for rule in (
+            {"endpoint": endpoint, "kind": "slow", "delay": SLOW, "probability": 0.10},
+            {"endpoint": endpoint, "kind": "http_500_html", "probability": 0.20},
+            {"endpoint": endpoint, "kind": "code", "code": 1005, "probability": 0.05},
+            {"endpoint": endpoint, "kind": "malformed_json", "probability": 0.05},
+        )
+    ),
+    {"endpoint": "download", "kind": "http_500_html", "probability": 0.20},
+]
+
+
+def worker_crashes(
+    stack: Stack, jobs: int, *, kill_every: float, kills: int, timeout: float
+) -> Figures:
+    """Two workers; one is SIGKILLed (with its pool) every ``kill_every`` s and restarted."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=1)
+    stack.worker("steady")
+    victim = stack.worker("victim")
+    ids = stack.enqueue(jobs, "crash")
+    state = {"next": kill_every, "done": 0}
+
+    def tick(elapsed: float, final: int) -> None:
+        if state["done"] < kills and elapsed >= state["next"]:
+            victim.kill()
+            stack.note(f"victim SIGKILLed ({final}/{jobs} final)")
+            victim.start(timeout=60)
+            state["done"] += 1
+            state["next"] = elapsed + kill_every
+
+    wall = stack.wait_final(ids, timeout, tick)
+    return stack.measure(
+        "worker_crash",
+        f"worker SIGKILL every {kill_every:g} s, restarted ({kills} kills)",
+        f"{jobs} jobs, 2 workers x 2 processes",
+        ids,
+        wall,
+    )
+
+
+def redis_restart(stack: Stack, jobs: int, *, at: float, timeout: float) -> Figures:
+    """redis-server (AOF everysec) stopped and started again on the same port mid-run."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=2)
+    stack.worker("w1")
+    stack.worker("w2")
+    ids = stack.enqueue(jobs, "redis")
+    done: list[str] = []
+
+    def tick(elapsed: float, final: int) -> None:
+        if not done and elapsed >= at:
+            stack.note(f"{final}/{jobs} final")
+            stack.restart_redis(down_seconds=2.0)
+            done.append("x")
+
+    wall = stack.wait_final(ids, timeout, tick)
+    return stack.measure(
+        "redis_restart",
+        "redis-server restarted mid-run (SIGTERM, AOF appendfsync everysec, 2 s down)",
+        f"{jobs} jobs, 2 workers x 2 processes",
+        ids,
+        wall,
+    )
+
+
+def redis_cut(
+    stack: Stack, jobs: int, *, at: float, down: float, timeout: float, probe: int = 5
+) -> Figures:
+    """One worker reaches Redis through a TCP proxy that resets all its connections and refuses
+    new ones for ``down`` s. Afterwards the other worker stops and ``probe`` more jobs must be
+    done by the one that was cut off: it recovered by itself."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=3)
+    proxy = stack.proxy()
+    stack.worker("cutoff", redis_url=proxy.url())
+    direct = stack.worker("direct")
+    ids = stack.enqueue(jobs, "cut")
+    phase: list[str] = []
+
+    def tick(elapsed: float, final: int) -> None:
+        if not phase and elapsed >= at:
+            proxy.cut()
+            stack.note(f"proxy cut ({final}/{jobs} final)")
+            phase.append("cut")
+        elif phase == ["cut"] and elapsed >= at + down:
+            proxy.heal()
+            stack.note("proxy healed")
+            phase.append("healed")
+
+    wall = stack.wait_final(ids, timeout, tick)
+    direct.stop()
+    stack.note("direct worker stopped; probe jobs go to the worker that was cut off")
+    probes = stack.enqueue(probe, "probe")
+    probe_wall = stack.wait_final(probes, 60)
+    fig = stack.measure(
+        "redis_cut",
+        f"worker cut off from Redis for {down:g} s (TCP proxy: RST + refuse)",
+        f"{jobs} jobs + {probe} probe jobs, 2 workers x 2 processes",
+        ids + probes,
+        wall + probe_wall,
+    )
+    fig.notes.append(f"probe jobs done by the cut-off worker alone in {probe_wall:.1f} s")
+    return fig
+
+
+def akool_faults(stack: Stack, jobs: int, *, timeout: float) -> Figures:
+    """The sandbox at 20% HTML 5xx, 10% slow, 5% code 1005, 5% malformed JSON."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, faults=AKOOL_FAULTS, seed=4)
+    stack.worker("w1")
+    stack.worker("w2")
+    ids = stack.enqueue(jobs, "faults")
+    wall = stack.wait_final(ids, timeout)
+    fig = stack.measure(
+        "akool_faults",
+        "create+detail: 20% HTML 500, 10% slow (4 s > 3 s timeout), 5% code 1005, "
+        "5% malformed JSON; downloads: 20% HTML 500",
+        f"{jobs} jobs, 2 workers x 2 processes",
+        ids,
+        wall,
+    )
+    return fig
+
+
+# --- poison messages --------------------------------------------------------------------
+
+
+def _envelope(stack: Stack, name: str, args: Any, kwargs: Any, task_id: str) -> dict[str, Any]:
+    """A genuine kombu message for ``name``, captured from a private queue instead of sent."""
+    queue = f"capture-{uuid.uuid4().hex[:8]}"
+    stack.caller.send_task(name, args=args, kwargs=kwargs, queue=queue, task_id=task_id)
+    raw = stack.client().rpop(queue)
+    assert isinstance(raw, str)
+    env: dict[str, Any] = json.loads(raw)
+    env["properties"]["delivery_info"]["routing_key"] = "audio"
+    return env
+
+
+def poison(stack: Stack, good_jobs: int, *, timeout: float) -> tuple[Figures, dict[str, str]]:
+    """Publish malformed and wrong messages raw to the ``audio`` queue, then good jobs.
+
+    Returns the figures of the good jobs and, per poison message, how it became visible.
+    """
+    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=5)
+    w = stack.worker("w1")
+    assert w.proc is not None
+    pid = w.proc.pid
+    r = stack.client()
+    ids = {k: f"poison-{k}-{uuid.uuid4().hex[:6]}" for k in ("args", "types", "poll", "unknown")}
+    bad_json = _envelope(stack, "audio.create", [], {}, f"poison-json-{uuid.uuid4().hex[:6]}")
+    bad_json["body"] = base64.b64encode(b'[[], {"input_text": "unterminated').decode()
+    not_protocol = _envelope(stack, "audio.create", [], {}, f"poison-shape-{uuid.uuid4().hex[:6]}")
+    not_protocol["body"] = base64.b64encode(b'{"just": "an object"}').decode()
+    raw_messages = [
+        "this is not json at all {",  # not even a kombu envelope
+        json.dumps(bad_json),  # envelope fine, body malformed JSON
+        json.dumps(not_protocol),  # body JSON but not [args, kwargs, embed]
+        json.dumps(_envelope(stack, "audio.create", [1, 2, 3], {}, ids["args"])),
+        json.dumps(_envelope(stack, "audio.create", [], {"input_text": ["x"]}, ids["types"])),
+        json.dumps(_envelope(stack, "audio.poll", ["no-such-job"], {}, ids["poll"])),
+        json.dumps(_envelope(stack, "audio.no_such_task", [], {}, ids["unknown"])),
+    ]
+    for raw in raw_messages:
+        r.lpush("audio", raw)
+    stack.note(f"{len(raw_messages)} poison messages pushed to 'audio'")
+    good = stack.enqueue(good_jobs, "after-poison")
+    wall = stack.wait_final(good, timeout)
+    fig = stack.measure(
+        "poison",
+        "malformed JSON, not a kombu message, wrong shape, positional args, wrong types, "
+        "a poll of a missing job, an unknown task: pushed raw to the 'audio' queue",
+        f"{len(raw_messages)} poison messages, then {good_jobs} jobs, 1 worker x 2 processes",
+        good,
+        wall,
+    )
+    seen: dict[str, str] = {}
+    for key, task_id in ids.items():
+        res = AsyncResult(task_id, app=stack.caller)
+        seen[key] = f"{res.state}: {str(res.result)[:200]}" if res.state == "FAILURE" else ""
+    time.sleep(1.0)
+    seen["worker_pid_unchanged"] = str(w.proc is not None and w.proc.poll() is None and pid)
+    return fig, seen
