@@ -15,10 +15,11 @@ from typing import Any
 
 from bench.engine import WorkerSpec
 from bench.jobs import Waiter, send_create, text_of
-from bench.stack import ROOT, Stack
+from bench.stack import API_KEY, ROOT, Stack
 from worker.localredis import free_port
 
 # 8 s + 25 ms a word: 13 s at 200 words, the middle of 20..380 words; factor lognormal(0, 0.25)
+CLIENT_ID = "c2FuZGJveGNsaWVudGlkMQ=="  # sandbox.DEFAULT_CLIENT_ID
 LIFECYCLE = {
     "mode": "duration",
     "base_seconds": 8.0,
@@ -38,9 +39,12 @@ def _receiver(st: Stack) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """``akool-audio webhook`` on a free port; the workers then send it as ``webhookUrl``."""
     port = free_port()
     env = st.env(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    # The receiver decrypts with the client secret and the clientId's first 16 bytes.
+    keys = {"AKOOL_CLIENT_ID": CLIENT_ID, "AKOOL_CLIENT_SECRET": API_KEY}
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("akool-audio")), "webhook", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT, env={**env, **keys}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
     )  # fmt: skip
     assert proc.stdout is not None
     if "listening" not in proc.stdout.readline():
