@@ -33,8 +33,10 @@ check: lint typecheck test
 demo: install redis-server
 	$(BIN)/akool-audio demo
 
+# ~12 min: five fault scenarios at full size; figures -> docs/reliability/, docs/RELIABILITY.md
 chaos: install redis-server
-	$(BIN)/pytest -q -m chaos tests/chaos
+	$(BIN)/pytest -q -m chaos tests/chaos; status=$$?; \
+	$(BIN)/python -m tests.chaos.report; exit $$status
 
 bench: install redis-server
 	$(BIN)/python -m bench

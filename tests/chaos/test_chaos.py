@@ -16,6 +16,8 @@ from tests.chaos import scenarios
 from tests.support.harness import Figures, Stack, write_figures
 from tests.support.procs import ROOT
 
+pytestmark = pytest.mark.chaos
+
 JOBS = 200
 FIGURES = ROOT / "docs" / "reliability" / "chaos.json"
 # The longest a stranded message waits: VISIBILITY_TIMEOUT (133 s) plus kombu's restore sweep.
