@@ -332,7 +332,7 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the whole system on a private Redis and the sandbox")
     d.add_argument("--keep", action="store_true", help="keep the temporary Redis directory")
-    d.add_argument("--concurrency", type=int, default=4)
+    d.add_argument("--concurrency", type=int, default=16, help="worker threads")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -32,6 +32,8 @@ def _start_worker(env: dict[str, str], log: Path, concurrency: int) -> subproces
         "worker",
         "-Q",
         "audio,poll,notify",
+        "-P",
+        "threads",  # the default of the Procfile: see docs/PERFORMANCE.md (pools)
         "-c",
         str(concurrency),
         "-n",
@@ -61,7 +63,7 @@ def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
 
 
-def run(keep: bool = False, workers: int = 4) -> int:
+def run(keep: bool = False, workers: int = 16) -> int:
     from sandbox import DEFAULT_API_KEY, SandboxServer
 
     if shutil.which("redis-server") is None:
