@@ -43,7 +43,11 @@ def env(redis_server: RedisServer, sb: SandboxServer, audio_dir: Path) -> dict[s
 
 @pytest.fixture(scope="module")
 def worker(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryWorker]:
-    w = CeleryWorker(env, tmp_path_factory.mktemp("logs") / "worker.log").start()
+    # The production default pool (Procfile: -P threads); other modules run prefork.
+    w = CeleryWorker(
+        env, tmp_path_factory.mktemp("logs") / "worker.log", pool="threads", concurrency=8
+    )
+    w.start()
     yield w
     w.stop()
 
