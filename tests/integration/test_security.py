@@ -7,10 +7,10 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -29,7 +29,7 @@ from worker.download import (
 Route = Callable[[BaseHTTPRequestHandler], None]
 
 
-def serve(host: str, route: Route, hits: list[str]) -> Iterator[str]:
+def serve(host: str, route: Route, hits: list[str]) -> Generator[str, None, None]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
@@ -323,7 +323,7 @@ def _bodies(value: Any) -> Iterator[str]:
 def test_no_secret_in_logs_task_messages_results_or_job_records(mode: str, tmp_path: Path) -> None:
     stack = Stack(tmp_path)
     receiver = NotifyReceiver()
-    gen = receiver.serve()
+    gen = cast(Generator[str, None, None], receiver.serve())
     hook = next(gen)
     try:
         creds = (
@@ -360,7 +360,7 @@ def test_no_secret_in_logs_task_messages_results_or_job_records(mode: str, tmp_p
             secrets["client id"] = DEFAULT_CLIENT_ID
             token = r.get(TOKEN_KEY)
             assert token, "the fleet's token cache is empty"
-            secrets["bearer token"] = token
+            secrets["bearer token"] = str(token)
         logs = stack.logs()
         found = []
         for name, value in secrets.items():
