@@ -43,6 +43,9 @@ CHAOS_ENV = {
     "AKOOL_READ_TIMEOUT": "3",
     "AKOOL_CONNECT_TIMEOUT": "2",
     "TRANSIENT_ERROR_BUDGET": "30",
+    # The sweeper runs from beat, which these stacks do not start; the settings still require
+    # VISIBILITY_TIMEOUT > SWEEP_GRACE + TASK_TIME_LIMIT + 120.
+    "SWEEP_GRACE": "3",
     "AKOOL_RATE_LIMIT": "100",
     "AKOOL_RATE_BURST": "20",
 }
@@ -222,6 +225,20 @@ class Stack:
             state = h.get("state")
             if state not in FINAL:
                 fig.lost += 1
+                keep = (
+                    "state",
+                    "akool_id",
+                    "akool_status",
+                    "submit_attempts",
+                    "polls",
+                    "transient_errors",
+                    "submit_inflight",
+                    "ambiguous_submits",
+                )
+                fig.notes.append(
+                    f"lost {j}: "
+                    + (json.dumps({k: h.get(k) for k in keep}) if h else "no job record")
+                )
                 continue
             fig.final += 1
             texts.add(json.loads(h["request"])["input_text"])
