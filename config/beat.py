@@ -64,4 +64,4 @@ def _stamp_fired_at(body: Any = None, **_: Any) -> None:
     The worker renders the job id from it, so a redelivered message renders the same id.
     """
     if isinstance(body, tuple | list) and len(body) > 1 and isinstance(body[1], dict):
-        body[1]["fired_at"] = time.time()
+        body[1].setdefault("fired_at", time.time())  # a retry keeps its first stamp

@@ -131,6 +131,27 @@ class Settings:
                 f"{self.task_time_limit} + 120)"
             )
 
+        # The sweeper reschedules a stalled job's next step SWEEP_GRACE s ahead, and a job that
+        # waits for the shared rate limit may wait up to POLL_MAX_DELAY: both are countdowns.
+        if self.sweep_grace + self.task_time_limit + 120 > self.visibility_timeout:
+            raise SettingsError(
+                "VISIBILITY_TIMEOUT must exceed SWEEP_GRACE + TASK_TIME_LIMIT + 120 s "
+                f"(now {self.visibility_timeout} <= {self.sweep_grace} + "
+                f"{self.task_time_limit} + 120)"
+            )
+        if self.poll_initial_delay > self.poll_max_delay:
+            raise SettingsError("POLL_INITIAL_DELAY must not exceed POLL_MAX_DELAY")
+        if self.transient_error_budget < 0:
+            raise SettingsError("TRANSIENT_ERROR_BUDGET must be 0 or more")
+        if self.notify_max_attempts < 1:
+            raise SettingsError("NOTIFY_MAX_ATTEMPTS must be at least 1")
+        if self.job_retention_days * 86400 < 3600:
+            raise SettingsError(
+                "JOB_RETENTION_DAYS must keep final records at least an hour (0.042 days)"
+            )
+        if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
+            raise SettingsError("PUBLIC_BASE_URL must be an http(s) URL")
+
         # RedBeat renews its lock on every tick: a lock shorter than two ticks could lapse while
         # the owner is healthy, and a second beat would then fire the same entries.
         if self.beat_lock_timeout < 2 * self.beat_max_loop_interval:

@@ -86,9 +86,17 @@ def _act(svc: Services, action: sweeper.Action, job_id: str) -> None:
     if action in (sweeper.Action.PRUNE, sweeper.Action.SKIP):
         return
     if action is sweeper.Action.FAIL:
-        svc.jobs.fail(
-            job_id, "deadline", "the job was never submitted to Akool before its deadline"
-        )
+        job = svc.jobs.find(job_id)
+        if job is not None and job.state is JobState.DOWNLOADING:
+            svc.jobs.fail(
+                job_id,
+                "download_stalled",
+                f"the download made no progress after {sweeper.MAX_DOWNLOAD_SWEEPS} restarts",
+            )
+        else:
+            svc.jobs.fail(
+                job_id, "deadline", "the job was never submitted to Akool before its deadline"
+            )
     job = svc.jobs.find(job_id)
     if job is None:
         return

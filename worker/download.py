@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from worker.netguard import UnsafeURL, check_url
+from worker.netguard import UnresolvedHost, UnsafeURL, check_url
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _EXTENSIONS = {
@@ -87,12 +88,54 @@ def download(
     timeout: float,
     connect_timeout: float = 5.0,
     allow_hosts: Collection[str] = (),
+    total_timeout: float | None = None,
+) -> Downloaded:
+    """Download ``url`` to ``audio_dir``; every failure is a :class:`DownloadError`.
+
+    ``total_timeout`` bounds the whole transfer (the thread pool enforces no task time limit,
+    and ``timeout`` only bounds each read).
+    """
+    try:
+        return _download(
+            session,
+            url,
+            audio_dir,
+            job_id,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            allow_hosts=allow_hosts,
+            deadline=None if total_timeout is None else time.monotonic() + total_timeout,
+        )
+    except DownloadError:
+        raise
+    except UnresolvedHost as exc:
+        raise DownloadTransient(str(exc)) from None
+    except (OSError, ValueError, requests.RequestException) as exc:
+        # A full or read-only AUDIO_DIR, a malformed redirect, a broken encoding: retried
+        # within the job's budget, then the job fails with the reason instead of hanging.
+        raise DownloadTransient(f"download failed: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _download(
+    session: requests.Session,
+    url: str,
+    audio_dir: Path,
+    job_id: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    connect_timeout: float,
+    allow_hosts: Collection[str],
+    deadline: float | None,
 ) -> Downloaded:
     audio_dir.mkdir(parents=True, exist_ok=True)
     current = url
     for _ in range(_MAX_REDIRECTS + 1):
         try:
             check_url(current, allow_hosts)
+        except UnresolvedHost:
+            raise
         except UnsafeURL as exc:
             raise DownloadRefused(f"refused to download {current}: {exc}") from None
         try:
@@ -120,11 +163,13 @@ def download(
                     f"file is {int(length)} bytes, over DOWNLOAD_MAX_BYTES={max_bytes}"
                 )
             name = safe_job_filename(job_id, _extension(current, resp.headers.get("content-type")))
-            return _stream(resp, audio_dir, name, max_bytes)
+            return _stream(resp, audio_dir, name, max_bytes, deadline)
     raise DownloadRefused(f"more than {_MAX_REDIRECTS} redirects")
 
 
-def _stream(resp: requests.Response, audio_dir: Path, name: str, max_bytes: int) -> Downloaded:
+def _stream(
+    resp: requests.Response, audio_dir: Path, name: str, max_bytes: int, deadline: float | None
+) -> Downloaded:
     digest = hashlib.sha256()
     size = 0
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=audio_dir)
@@ -137,6 +182,8 @@ def _stream(resp: requests.Response, audio_dir: Path, name: str, max_bytes: int)
                         raise DownloadTooLarge(f"file exceeds DOWNLOAD_MAX_BYTES={max_bytes}")
                     digest.update(chunk)
                     out.write(chunk)
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise DownloadTransient(f"download too slow: {size} bytes before the limit")
             except (
                 requests.ConnectionError,
                 requests.Timeout,

@@ -173,7 +173,20 @@ return 'go'
 
 # KEYS: job, active, akool-map  ARGV: job_id, akool_id, status, url, now, next_due, map_ttl
 _SUBMITTED = """
-if redis.call('HGET', KEYS[1], 'akool_id') then return 0 end
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 0 end
+if st == 'succeeded' or st == 'failed' then
+  -- the job was ended (e.g. at its deadline) while this POST was in flight: keep the paid
+  -- Akool id for the audit trail, but never bring a final job back to life
+  redis.call('HSET', KEYS[1], 'orphan_akool_id', ARGV[2])
+  return 0
+end
+if redis.call('HGET', KEYS[1], 'akool_id') then
+  if redis.call('HGET', KEYS[1], 'akool_id') ~= ARGV[2] then
+    redis.call('HSET', KEYS[1], 'orphan_akool_id', ARGV[2])  -- a racing duplicate submission
+  end
+  return 0
+end
 redis.call('HSET', KEYS[1], 'akool_id', ARGV[2], 'akool_status', ARGV[3], 'audio_url', ARGV[4],
   'state', 'submitted', 'submit_inflight', '0', 'submit_lease_until', 0,
   'submitted_at', ARGV[5], 'updated_at', ARGV[5], 'due_at', ARGV[6])
@@ -221,13 +234,23 @@ if lag > tonumber(redis.call('HGET', KEYS[1], 'poll_lag_max') or '-1e9') then
 end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'akool_status', ARGV[3]) end
 if ARGV[3] == '3' then
-  redis.call('HSET', KEYS[1], 'state', 'downloading', 'audio_url', ARGV[4], 'detected_at', ARGV[2])
+  redis.call('HSET', KEYS[1], 'state', 'downloading', 'audio_url', ARGV[4], 'detected_at', ARGV[2],
+    'poll_errors', redis.call('HGET', KEYS[1], 'transient_errors') or '0', 'transient_errors', 0)
   st = 'downloading'
 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 return st
 """
 
+
+# KEYS: job  ARGV: now, ambiguous(0/1). Only a job still being submitted goes back to accepted.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'submitting' then return 0 end
+if redis.call('HGET', KEYS[1], 'akool_id') then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'accepted', 'submit_lease_until', 0, 'updated_at', ARGV[1])
+if ARGV[2] == '0' then redis.call('HSET', KEYS[1], 'submit_inflight', '0') end
+return 1
+"""
 
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -248,6 +271,7 @@ class JobStore:
         self._succeed = r.register_script(_SUCCEED)
         self._polled = r.register_script(_POLLED)
         self._unlock = r.register_script(_UNLOCK)
+        self._release = r.register_script(_RELEASE)
 
     # keys
     def job_key(self, job_id: str) -> str:
@@ -325,14 +349,7 @@ class JobStore:
         ``ambiguous`` keeps the in-flight mark: Akool may have created the job (a read timeout,
         a dropped or garbled answer), so the next attempt is counted in ``ambiguous_submits``.
         """
-        mapping: dict[str, Any] = {
-            "submit_lease_until": 0,
-            "state": JobState.ACCEPTED.value,
-            "updated_at": time.time(),
-        }
-        if not ambiguous:
-            mapping["submit_inflight"] = "0"
-        self.r.hset(self.job_key(job_id), mapping=cast(Any, mapping))
+        self._release(keys=[self.job_key(job_id)], args=[time.time(), int(ambiguous)])
 
     def record_submitted(
         self, job_id: str, akool_id: str, status: int, url: str | None, next_due: float

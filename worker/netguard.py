@@ -14,6 +14,10 @@ class UnsafeURL(ValueError):
     """Raised when a URL points somewhere our workers must not go."""
 
 
+class UnresolvedHost(UnsafeURL):
+    """Raised when the URL's host cannot be resolved (perhaps only for now)."""
+
+
 def _is_private(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return (
         ip.is_private
@@ -30,16 +34,23 @@ def check_url(url: str, allow_hosts: Collection[str] = ()) -> None:
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL(f"only http and https URLs are allowed, got {parts.scheme or 'none'!r}")
     host = parts.hostname
+    try:
+        port = parts.port
+    except ValueError:
+        raise UnsafeURL("URL has an invalid port") from None
     if not host:
         raise UnsafeURL("URL has no host")
     if host in allow_hosts:
         return
     try:
         infos = socket.getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
+            host, port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
         )
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURL(f"cannot resolve host {host!r}: {exc}") from None
+    except socket.gaierror as exc:
+        # DNS can fail for a moment: not a verdict on the URL, so callers may retry.
+        raise UnresolvedHost(f"cannot resolve host {host!r}: {exc}") from None
+    except UnicodeError as exc:
+        raise UnsafeURL(f"host {host!r} is not a valid name: {exc}") from None
     for info in infos:
         ip = ipaddress.ip_address(info[4][0])
         if _is_private(ip):

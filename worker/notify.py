@@ -14,7 +14,7 @@ from typing import Any
 import redis
 import requests
 
-from worker.netguard import UnsafeURL, check_url
+from worker.netguard import UnresolvedHost, UnsafeURL, check_url
 
 SIGNATURE_HEADER = "X-Akool-Audio-Signature"
 TIMESTAMP_HEADER = "X-Akool-Audio-Timestamp"
@@ -64,6 +64,8 @@ def post(
     """POST the summary as JSON; returns the HTTP status of a 2xx answer, raises NotifyError."""
     try:
         check_url(url, allow_hosts)
+    except UnresolvedHost as exc:
+        raise NotifyError(f"notify_url unreachable: {exc}", retryable=True) from None
     except UnsafeURL as exc:
         raise NotifyError(f"notify_url refused: {exc}", retryable=False) from None
     body = json.dumps(summary, separators=(",", ":"), sort_keys=True).encode()

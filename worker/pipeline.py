@@ -16,7 +16,7 @@ from worker.akool import AudioStatus
 from worker.akool import errors as akool_errors
 from worker.backoff import backoff
 from worker.download import DownloadError, download
-from worker.intake import AudioRequest, from_record, parse_job_id, parse_request
+from worker.intake import AudioRequest, InvalidRequest, from_record, parse_job_id, parse_request
 from worker.jobs import Job, JobState
 from worker.services import Services
 
@@ -34,6 +34,27 @@ def _spread(wait: float) -> float:
     return wait + random.uniform(0.0, max(0.05, wait))
 
 
+def _wait_for_token(svc: Services, job_id: str) -> Later | None:
+    """None when this job may call Akool now; else when to come back.
+
+    A job that must wait reserves its slot in the shared bucket (up to ``POLL_MAX_DELAY``
+    ahead) and remembers it, so it comes back exactly then and does not ask again. Its due
+    time in the active index moves with it, so the sweeper never mistakes waiting for lost.
+    """
+    held = svc.settings.key("token-held", job_id)
+    if svc.jobs.r.delete(held):
+        return None
+    wait, reserved = svc.limiter.reserve(max_wait=svc.settings.poll_max_delay)
+    if wait <= 0:
+        return None
+    if reserved:
+        svc.jobs.r.set(held, "1", ex=int(wait) + 120)
+    else:
+        wait = _spread(wait)
+    svc.jobs.set_due(job_id, time.time() + wait)
+    return Later(wait, "rate limit")
+
+
 def _error_code(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     return str(code) if code is not None else type(exc).__name__
@@ -49,9 +70,18 @@ def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tu
     message finds its own record instead of creating (and submitting) a second job.
     """
     request = parse_request(kind, kwargs, svc.settings)
-    if request.voice_id:
+    job_id = parse_job_id(kwargs.get("job_id"))
+    if job_id is None:
+        try:
+            job_id = parse_job_id(task_id)
+        except InvalidRequest:
+            raise InvalidRequest(
+                "job_id", f"is required: the task id {task_id[:60]!r} cannot name a file"
+            ) from None
+        assert job_id is not None
+    if request.voice_id and svc.jobs.find(job_id) is None:
+        # Only for a new job (the cache may change before a retry of this same task).
         voicecache.validate_voice(svc, request.voice_id)  # only when the cache is fresh
-    job_id = parse_job_id(kwargs.get("job_id")) or task_id
     _, owner = svc.jobs.create(job_id, kind, request.to_record(), task_id)
     return job_id, owner == task_id
 
@@ -89,12 +119,12 @@ def submit(svc: Services, job_id: str) -> Later | None:
     job = svc.jobs.get(job_id)
     if job.state.is_final or job.akool_id:
         return None
-    wait = svc.limiter.acquire()
-    if wait > 0:
-        return Later(_spread(wait), "rate limit")
+    later = _wait_for_token(svc, job_id)
+    if later is not None:
+        return later
     s = svc.settings
     begun = svc.jobs.begin_submit(job_id, s.akool_connect_timeout + s.akool_read_timeout + 30)
-    if begun in ("submitted", "final"):
+    if begun in ("submitted", "final", "missing"):
         return None
     if begun == "busy":
         return Later(5.0, "another worker is submitting this job")
@@ -176,18 +206,9 @@ def poll(svc: Services, job_id: str) -> Later | None:
     if job.akool_status == AudioStatus.COMPLETED and job.audio_url:  # done at create
         svc.jobs.record_poll(job_id, 3, job.audio_url, now, counted=False)
         return None
-    if job.deadline_at is not None and now >= job.deadline_at:
-        svc.jobs.fail(
-            job_id,
-            "deadline",
-            f"Akool did not finish the audio within the "
-            f"{svc.settings.poll_deadline:g} s deadline (last status "
-            f"{job.akool_status}, {job.polls} polls)",
-        )
-        return None
-    wait = svc.limiter.acquire()
-    if wait > 0:
-        return Later(_spread(wait), "rate limit")
+    later = _wait_for_token(svc, job_id)
+    if later is not None:
+        return later
     try:
         record = svc.akool.get_audio(job.akool_id)
     except akool_errors.AkoolError as exc:
@@ -208,6 +229,17 @@ def poll(svc: Services, job_id: str) -> Later | None:
         )
         return None
     if status is AudioStatus.QUEUEING or status is AudioStatus.PROCESSING:
+        if job.deadline_at is not None and now >= job.deadline_at:
+            # The last look is taken at the deadline: a job that finished just before is kept.
+            svc.jobs.record_poll(job_id, int(status), None, now)
+            svc.jobs.fail(
+                job_id,
+                "deadline",
+                f"Akool did not finish the audio within the "
+                f"{svc.settings.poll_deadline:g} s deadline (last status "
+                f"{int(status)}, {job.polls + 1} polls)",
+            )
+            return None
         delay = next_poll_delay(svc, job, now)
         if job.deadline_at is not None:
             delay = max(0.5, min(delay, job.deadline_at - now))
@@ -255,6 +287,7 @@ def fetch(svc: Services, job_id: str) -> Later | None:
             max_bytes=s.download_max_bytes,
             timeout=s.download_timeout,
             allow_hosts=s.allow_private_hosts,
+            total_timeout=max(30.0, s.task_time_limit - 30.0),
         )
     except DownloadError as exc:
         errors = svc.jobs.count_transient_error(job_id)

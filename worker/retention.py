@@ -67,17 +67,20 @@ def purge_records(jobs: JobStore, older_than: float, report: PurgeReport) -> Non
 
 
 def prune_index(jobs: JobStore, report: PurgeReport) -> set[str]:
-    """Drop ids of vanished or final records from the active index; returns the live ids."""
+    """Drop ids of vanished or finished records from the active index; returns the live ids.
+
+    A final job that no finisher has claimed yet stays: the sweeper still has to finish it.
+    """
     live: set[str] = set()
     ids = [str(i) for i in cast(list[str], jobs.r.zrange(jobs.active_key, 0, -1))]
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         with jobs.r.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                pipe.hget(jobs.job_key(job_id), "state")
-            states = pipe.execute()
-        for job_id, state in zip(chunk, states, strict=True):
-            if state is None or state in _FINAL:
+                pipe.hmget(jobs.job_key(job_id), ["state", "finished_at"])
+            rows = pipe.execute()
+        for job_id, (state, finished) in zip(chunk, rows, strict=True):
+            if state is None or (state in _FINAL and finished):
                 jobs.r.zrem(jobs.active_key, job_id)
                 report.index.append(job_id)
             else:

@@ -44,6 +44,9 @@ class SweepReport:
         return {k: len(v) for k, v in self.actions.items()}
 
 
+MAX_DOWNLOAD_SWEEPS = 3
+
+
 def decide(jobs: JobStore, job_id: str, now: float, grace: float, stall: float) -> Action:
     """What to do with one overdue job id (a pure reading of its record)."""
     job = jobs.find(job_id)
@@ -52,8 +55,12 @@ def decide(jobs: JobStore, job_id: str, now: float, grace: float, stall: float) 
     if job.state.is_final:
         return Action.FINISH
     if job.state is JobState.DOWNLOADING:
-        # A download legitimately takes a while: only a long silence means it is lost.
-        return Action.DOWNLOAD if now - job.updated_at > stall else Action.SKIP
+        # A download legitimately takes a while: only a long silence means it is lost, and a
+        # download the sweeper restarted MAX_DOWNLOAD_SWEEPS times without progress is given up.
+        if now - job.updated_at <= stall:
+            return Action.SKIP
+        sweeps = int(cast(str, jobs.r.hget(jobs.job_key(job_id), "sweeps")) or 0)
+        return Action.FAIL if sweeps >= MAX_DOWNLOAD_SWEEPS else Action.DOWNLOAD
     if job.state is JobState.SUBMITTED:
         return Action.POLL
     lease = float(cast(str, jobs.r.hget(jobs.job_key(job_id), "submit_lease_until")) or 0)

@@ -28,6 +28,7 @@ class RedisTokenCache:
         self.ttl = ttl_seconds
         self.wait_seconds = wait_seconds
         self._invalidate = r.register_script(_INVALIDATE)
+        self._refreshing_until = 0.0
 
     def get(self) -> str | None:
         deadline = time.monotonic() + self.wait_seconds
@@ -35,7 +36,10 @@ class RedisTokenCache:
             token = self.r.get(self.key)
             if token:
                 return str(token)
+            if time.monotonic() < self._refreshing_until:
+                return None  # this process holds the refresh lock: it must not wait on itself
             if self.r.set(self.lock_key, "1", nx=True, ex=15):
+                self._refreshing_until = time.monotonic() + 15
                 return None  # we are the refresher: the client fetches and calls set()
             if time.monotonic() > deadline:
                 return None
@@ -44,6 +48,7 @@ class RedisTokenCache:
     def set(self, token: str) -> None:
         self.r.set(self.key, token, ex=self.ttl)
         self.r.delete(self.lock_key)
+        self._refreshing_until = 0.0
 
     def invalidate(self, token: str) -> None:
         self._invalidate(keys=[self.key], args=[token])

@@ -65,3 +65,17 @@ def test_a_final_job_stays_indexed_until_a_finisher_claims_it(jobs: JobStore) ->
     job = jobs.get("j4")
     assert job.state is JobState.SUCCEEDED and job.summary()["error"] is None
     assert 0 < jobs.r.ttl(jobs.job_key("j4")) <= 30 * 86400
+
+
+def test_a_final_job_is_never_brought_back_by_a_late_submit(jobs: JobStore) -> None:
+    jobs.create("j5", "create", REQ, "t")
+    assert jobs.begin_submit("j5", lease_seconds=30) == "go"
+    assert jobs.fail("j5", "deadline", "ended while the POST was in flight")
+    # The POST's answer arrives after the job was ended: recorded for audit, state unchanged.
+    assert not jobs.record_submitted("j5", "ak-late", 1, None, next_due=time.time())
+    jobs.release_submit("j5", ambiguous=False)
+    job = jobs.get("j5")
+    assert job.state is JobState.FAILED and job.akool_id is None
+    assert jobs.r.hget(jobs.job_key("j5"), "orphan_akool_id") == "ak-late"
+    assert jobs.begin_submit("j5", lease_seconds=30) == "final"
+    assert jobs.begin_submit("no-such-job", lease_seconds=30) == "missing"

@@ -142,3 +142,16 @@ def test_one_refresher_fetches_the_token_for_the_fleet(redis_url: str) -> None:
     assert r.get("t:token") == "fresh-token"
     caches[0].invalidate("fresh-token")
     assert r.get("t:token") is None
+
+
+def test_waiting_callers_reserve_evenly_spaced_slots(redis_url: str) -> None:
+    limiter = RateLimiter(redis.Redis.from_url(redis_url), "t:reserve", rate=10.0, burst=1)
+    slots = [limiter.reserve(max_wait=1.0) for _ in range(6)]
+    assert slots[0] == (0.0, True)
+    waits = [w for w, reserved in slots[1:] if reserved]
+    assert len(waits) == 5
+    gaps = [b - a for a, b in zip([0.0, *waits], waits, strict=False)]
+    assert all(0.08 < g < 0.12 for g in gaps), gaps  # one slot every 1/rate seconds
+    # Beyond max_wait nothing is reserved: the caller asks again later.
+    far = [limiter.reserve(max_wait=0.2) for _ in range(3)]
+    assert far[-1][1] is False and far[-1][0] > 0.2

@@ -22,6 +22,7 @@ from worker import notify
 from worker.download import (
     DownloadRefused,
     DownloadTooLarge,
+    DownloadTransient,
     download,
     safe_job_filename,
 )
@@ -378,3 +379,49 @@ def test_no_secret_in_logs_task_messages_results_or_job_records(mode: str, tmp_p
     finally:
         gen.close()
         stack.stop()
+
+
+def test_download_failures_outside_http_are_retryable_not_hangs(tmp_path: Path) -> None:
+    hits: list[str] = []
+    gen = serve("127.0.0.1", audio(300_000), hits)
+    base = next(gen)
+    try:
+        blocked = tmp_path / "not-a-dir"
+        blocked.write_text("AUDIO_DIR must be a directory")
+        with pytest.raises(DownloadTransient, match="download failed"):
+            download(
+                requests.Session(),
+                f"{base}/a.wav",
+                blocked,
+                "job-1",
+                max_bytes=10**6,
+                timeout=5,
+                allow_hosts=("127.0.0.1",),
+            )
+        with pytest.raises(DownloadTransient, match="too slow"):
+            download(
+                requests.Session(),
+                f"{base}/a.wav",
+                tmp_path,
+                "job-2",
+                max_bytes=10**6,
+                timeout=5,
+                allow_hosts=("127.0.0.1",),
+                total_timeout=0.0,
+            )
+        assert not list(tmp_path.glob("*.part"))  # no half file is left behind
+        bad_port = redirect_to("http://127.0.0.1:99999999/x.wav")
+        gen2 = serve("127.0.0.1", bad_port, hits)
+        with pytest.raises(DownloadRefused, match="invalid port"):
+            download(
+                requests.Session(),
+                f"{next(gen2)}/r",
+                tmp_path,
+                "job-3",
+                max_bytes=10**6,
+                timeout=5,
+                allow_hosts=("127.0.0.1",),
+            )
+        gen2.close()
+    finally:
+        gen.close()

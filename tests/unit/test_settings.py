@@ -34,6 +34,12 @@ def test_defaults_parse_and_secrets_are_hidden() -> None:
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with"),
         ({"AKOOL_BASE_URL": "ftp://x"}, "AKOOL_BASE_URL must be an http"),
         ({"VISIBILITY_TIMEOUT": "100"}, "VISIBILITY_TIMEOUT must exceed"),
+        ({"SWEEP_GRACE": "600"}, "VISIBILITY_TIMEOUT must exceed SWEEP_GRACE"),
+        ({"POLL_INITIAL_DELAY": "60"}, "POLL_INITIAL_DELAY must not exceed POLL_MAX_DELAY"),
+        ({"TRANSIENT_ERROR_BUDGET": "-1"}, "TRANSIENT_ERROR_BUDGET must be 0 or more"),
+        ({"NOTIFY_MAX_ATTEMPTS": "0"}, "NOTIFY_MAX_ATTEMPTS must be at least 1"),
+        ({"JOB_RETENTION_DAYS": "0.001"}, "JOB_RETENTION_DAYS must keep final records"),
+        ({"PUBLIC_BASE_URL": "hooks.example.com"}, "PUBLIC_BASE_URL must be an http(s) URL"),
         ({"TRANSIENT_ERROR_BUDGET": "many"}, "TRANSIENT_ERROR_BUDGET must be a int"),
     ],
 )
