@@ -17,6 +17,7 @@ from kombu.exceptions import OperationalError
 from config.celery import QUEUE_NOTIFY, QUEUE_POLL
 from worker import pipeline
 from worker.app import app
+from worker.jobs import JobState
 from worker.services import services
 
 # Infrastructure hiccups (Redis restarting, a broker reconnect) are retried by Celery itself;
@@ -38,8 +39,14 @@ def _again(task: Task, later: pipeline.Later) -> NoReturn:
 
 
 def _steps(job_id: str) -> Any:
+    """The rest of a submitted job: poll -> download -> finish, minus what is already done
+    (Akool may answer the create with status 3, or 4, at once)."""
     svc = services()
     job = svc.jobs.get(job_id)
+    if job.state.is_final:
+        return finish.si(job_id)
+    if job.state is JobState.DOWNLOADING:
+        return chain(fetch.si(job_id), finish.si(job_id))
     due = 0.0
     score = svc.jobs.r.zscore(svc.jobs.active_key, job_id)
     if score is not None and job.akool_status not in (3, 4):

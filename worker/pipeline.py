@@ -133,8 +133,13 @@ def submit(svc: Services, job_id: str) -> Later | None:
     except akool_errors.AkoolError as exc:
         return _submit_failed(svc, job, exc)
     first_due = time.time() + first_poll_delay(svc, job)
-    svc.jobs.record_submitted(job_id, record.id, int(record.status), record.url, first_due)
-    if record.status is AudioStatus.FAILED:
+    recorded = svc.jobs.record_submitted(
+        job_id, record.id, int(record.status), record.url, first_due
+    )
+    if recorded and record.status is AudioStatus.COMPLETED and record.url:
+        # Done at create: straight to the download, no poll needed.
+        svc.jobs.record_poll(job_id, 3, record.url, time.time(), counted=False)
+    elif record.status is AudioStatus.FAILED:
         svc.jobs.fail(job_id, "akool_failed", f"Akool reported status 4 (failed) for {record.id}")
     return None
 
