@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -43,8 +44,69 @@ def worker_env(
     return env
 
 
-class CeleryWorker:
-    """``celery -A worker worker`` in its own process group, logging to a file."""
+class Proc:
+    """A command of the project in its own process group, logging to a file; ``start`` returns
+    once ``ready`` appears in what this run logged (a restarted process appends to the log)."""
+
+    def __init__(
+        self, args: Sequence[str], env: Mapping[str, str], log: Path, ready: str | None
+    ) -> None:
+        self.args = list(args)
+        self.env = dict(env)
+        self.log = log
+        self.ready = ready
+        self.offset = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Self:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.offset = out.tell()
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if self.ready is not None:
+            self.wait_for(self.ready, timeout)
+        return self
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.text()[self.offset :]:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"{self.args[:4]} exited:\n{self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.args[:4]}: no {text!r}:\n{self.text()[-3000:]}")
+            time.sleep(0.1)
+
+    def text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the process and its children."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+
+class CeleryWorker(Proc):
+    """``celery -A worker worker``, ready once it logs `` ready.``."""
 
     def __init__(
         self,
@@ -56,68 +118,7 @@ class CeleryWorker:
         pool: str = "prefork",
         concurrency: int = 2,
     ) -> None:
-        self.env = dict(env)
-        self.log = log
-        self.args = [
-            CELERY,
-            "-A",
-            "worker",
-            "worker",
-            "-Q",
-            queues,
-            "-P",
-            pool,
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> CeleryWorker:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        out = self.log.open("ab")
-        # A restarted worker appends to the same log: only a " ready." after this point counts.
-        offset = out.tell()
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        out.close()
-        deadline = time.monotonic() + timeout
-        while " ready." not in self.text()[offset:]:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited at start:\n{self.text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"celery worker not ready:\n{self.text()[-3000:]}")
-            time.sleep(0.1)
-        return self
-
-    def text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: the worker and its pool children."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc = None
+        args = [CELERY, "-A", "worker", "worker", "-Q", queues, "-P", pool,
+                "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO",
+                "--without-mingle", "--without-gossip"]  # fmt: skip
+        super().__init__(args, env, log, " ready.")
