@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import redis
 from celery import Task, chain
+from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
 from config.celery import QUEUE_NOTIFY, QUEUE_POLL
@@ -20,10 +21,31 @@ from worker.app import app
 from worker.jobs import JobState
 from worker.services import services
 
+
+class DurableTask(Task):
+    """A task whose retry never drops its message.
+
+    Celery's ``retry`` publishes a new message and, if that publish fails (Redis restarting, a
+    cut connection), rejects the current one *without* requeue: the step, and with it the rest
+    of the chain, is gone (the reduced reliability test lost a polling job that way). Here the
+    current message is requeued instead; if even that cannot reach Redis, it stays unacked and
+    comes back after the visibility timeout.
+    """
+
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as rejected:
+            if rejected.requeue:
+                raise
+            raise Reject(rejected.reason, requeue=True) from None
+
+
 # Infrastructure hiccups (Redis restarting, a broker reconnect) are retried by Celery itself;
 # everything about Akool is decided by the pipeline. Never a blanket Exception.
 _INFRA = (redis.ConnectionError, redis.TimeoutError, OperationalError)
 _COMMON: dict[str, Any] = {
+    "base": DurableTask,
     "bind": True,
     "acks_late": True,
     "max_retries": None,
