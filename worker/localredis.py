@@ -71,7 +71,7 @@ class RedisServer:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                     raise RuntimeError(f"redis-server did not start: {err}") from None
-                time.sleep(0.05)
+                time.sleep(0.05)  # ok-sleep: waiting for a local redis-server to start
         client.close()
         return self
 
