@@ -117,21 +117,27 @@ How each figure is counted:
 
 NOTES = """## Open: a job can still be lost when a worker is SIGKILLed
 
-- **worker_crash, last `make chaos`: 1 of 200 jobs lost**, and the test fails on it. That job
-  has no record at all: its `audio.create` message was taken off the `audio` list but never ran
-  and never reached kombu's unacked hash (after the run the queue, the unacked hash and the
-  active index were empty, and neither worker's log names it). The explanation that fits is
-  kombu's Redis transport: BRPOP removes the message and only then, in a second round trip, is
-  it recorded as unacked (celery-notes A2, the open celery#4354 family); a worker SIGKILLed in
-  between loses it. Eight SIGKILLs of a busy worker hit that window once. No redelivery or
-  sweeper can find it, because no record was ever written. Ways out, none done here: an atomic
-  pop into a per-worker processing list (BLMOVE) with recovery of dead workers' lists (as
-  Dramatiq's Redis broker does), or callers that resend a job whose record does not appear
-  (a `job_id` makes that safe: the same id never submits twice). Stopping workers with
+- **worker_crash lost 1 of 200 jobs in a run during this work** (the table above is the last
+  run). That job had no record at all: its `audio.create` message was taken off the `audio`
+  list but never ran and never reached kombu's unacked hash (after the run the queue, the
+  unacked hash and the active index were empty, and neither worker's log named it). The
+  explanation that fits is kombu's Redis transport: BRPOP removes the message and only then, in
+  a second round trip, is it recorded as unacked (celery-notes A2, the open celery#4354
+  family); a worker SIGKILLed in between loses it. No redelivery or sweeper can find it,
+  because no record was ever written. Ways out, not done yet: an atomic pop into a per-worker
+  processing list (BLMOVE) with recovery of dead workers' lists (as Dramatiq's Redis broker
+  does), or callers that resend a job whose record does not appear (a `job_id` makes that
+  safe: the same id never submits twice; README "Delivery guarantees"). Stopping workers with
   SIGTERM (warm shutdown) does not hit this.
-- **The reduced run lost 1 of 24 jobs in one of four runs** during this work (the run that
-  wrote no details; the harness now names every lost job and its record in the figures). The
-  other three runs and the last one (below) lost none. Cause not established.
+- **The reduced run lost 1 of 24 jobs in two of seven runs** during this work. The second
+  time the harness named it: record `submitted`, Akool status 2, one poll, and no message
+  left in any queue or in the unacked hash. Cause, found and fixed: when a poll's
+  `self.retry` could not publish its new message (Redis restarting, the connection cut),
+  Celery rejected the current message *without* requeue (`Task.retry` raises
+  `Reject(exc, requeue=False)`), dropping the rest of the chain. `tasks.audio.DurableTask`, the
+  base of every task, now requeues instead (tests/unit/test_durable_task.py shows Celery's own
+  retry drops and ours requeues); in production the beat sweep would also have resumed that
+  job after `SWEEP_GRACE`.
 
 ## What the figures mean
 
