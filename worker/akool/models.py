@@ -65,7 +65,8 @@ class Voice:
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
 
-def _int(value: Any) -> int | None:
+def parse_int(value: Any) -> int | None:
+    """A wire integer: an int, or a short string of ASCII digits; never a bool."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -90,7 +91,7 @@ def parse_job(data: Any, *, endpoint: str | None = None) -> AudioJob:
     if not isinstance(job_id, str) or not job_id:
         raise BadResponse("audio record has no _id", endpoint=endpoint)
     raw_status = data.get("status")
-    number = _int(raw_status)
+    number = parse_int(raw_status)
     if number is None or number not in AudioStatus._value2member_map_:
         shown = "missing" if raw_status is None else f"{raw_status!r:.40}"
         raise BadResponse(
@@ -115,7 +116,7 @@ def parse_voices(data: Any, *, endpoint: str | None = None) -> list[Voice]:
     voices: list[Voice] = []
     for index, item in enumerate(data):
         voice_id = item.get("voice_id") if isinstance(item, Mapping) else None
-        source = _int(item.get("from")) if isinstance(item, Mapping) else None
+        source = parse_int(item.get("from")) if isinstance(item, Mapping) else None
         if not isinstance(item, Mapping) or not isinstance(voice_id, str) or not voice_id:
             log.warning("skipping voice list entry %d: no voice_id", index)
             continue

@@ -22,6 +22,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from worker.akool import errors
+from worker.akool.models import parse_int
 
 __all__ = ["Transport", "new_session", "summarize_body"]
 
@@ -77,16 +78,6 @@ def _retry_after(response: requests.Response) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-
-
-def _code(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
-        return int(value)
-    return None
 
 
 class Transport:
@@ -182,7 +173,7 @@ class Transport:
             payload: Any = response.json()
         except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
             payload = None
-        code = _code(payload.get("code")) if isinstance(payload, dict) else None
+        code = parse_int(payload.get("code")) if isinstance(payload, dict) else None
         if code is not None and code != SUCCESS:
             assert isinstance(payload, dict)
             msg = payload.get("msg")
