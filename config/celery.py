@@ -31,6 +31,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # kombu >= 5.7: how often unacked messages of dead workers are looked for.
         "unacked_restore_interval": 5,
         "unacked_restore_throttle": 2,
+        # worker/transport.py: pop and record as unacked in one step (False: kombu's BRPOP).
+        "reliable_fetch": settings.reliable_fetch,
     }
     return {
         "broker_url": settings.redis_url,

@@ -38,6 +38,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "akool-audio"
     visibility_timeout: int = 900
+    reliable_fetch: bool = True
     result_expires: int = 86400
     task_time_limit: int = 300
     # Polling
@@ -207,6 +208,15 @@ def _mask_url_password(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
+def _parse_bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def _parse(name: str, raw: str, type_: Any) -> Any:
     parsers: dict[str, Callable[[str], Any]] = {
         "str": str,
@@ -216,6 +226,7 @@ def _parse(name: str, raw: str, type_: Any) -> Any:
         "Path": Path,
         "Path | None": Path,
         "tuple[str, ...]": lambda s: tuple(p.strip() for p in s.split(",") if p.strip()),
+        "bool": _parse_bool,
     }
     parser = parsers.get(type_ if isinstance(type_, str) else getattr(type_, "__name__", ""))
     if parser is None:  # pragma: no cover - a new field type without a parser
@@ -224,7 +235,8 @@ def _parse(name: str, raw: str, type_: Any) -> Any:
         return parser(raw)
     except ValueError:
         kind = type_ if isinstance(type_, str) else type_.__name__
-        raise SettingsError(f"{name} must be a {kind}, got {raw!r}") from None
+        kind = "true or false" if kind == "bool" else f"a {kind}"
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
 
 
 @lru_cache(maxsize=1)

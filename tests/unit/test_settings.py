@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from config.celery import celery_config
 from config.settings import Settings, SettingsError
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -41,6 +42,7 @@ def test_defaults_parse_and_secrets_are_hidden() -> None:
         ({"JOB_RETENTION_DAYS": "0.001"}, "JOB_RETENTION_DAYS must keep final records"),
         ({"PUBLIC_BASE_URL": "hooks.example.com"}, "PUBLIC_BASE_URL must be an http(s) URL"),
         ({"TRANSIENT_ERROR_BUDGET": "many"}, "TRANSIENT_ERROR_BUDGET must be a int"),
+        ({"RELIABLE_FETCH": "maybe"}, "RELIABLE_FETCH must be true or false, got 'maybe'"),
     ],
 )
 def test_invalid_values_fail_naming_the_variable(env: dict[str, str], message: str) -> None:
@@ -52,6 +54,15 @@ def test_missing_credentials_name_the_variables() -> None:
     with pytest.raises(SettingsError, match="AKOOL_API_KEY"):
         Settings.from_env({}).require_credentials()
     Settings.from_env({"AKOOL_CLIENT_ID": "a", "AKOOL_CLIENT_SECRET": "b"}).require_credentials()
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("1", True), ("ON", True), ("false", False), ("0", False)]
+)
+def test_flags_read_the_usual_spellings(raw: str, value: bool) -> None:
+    assert Settings.from_env({"RELIABLE_FETCH": raw}).reliable_fetch is value
+    options = celery_config(Settings.from_env({"RELIABLE_FETCH": raw}))["broker_transport_options"]
+    assert options["reliable_fetch"] is value
 
 
 def test_list_setting_is_split_on_commas() -> None:
