@@ -1,4 +1,5 @@
-"""The reliability issue's five fault scenarios at full size (``make chaos``, ~12 min).
+"""The reliability issue's five fault scenarios at full size, and the fetch window
+(``make chaos``, ~15 min).
 
 Each test runs a fresh stack (redis-server with AOF, the sandbox, real workers), asserts that
 nothing is lost and every file matches the sandbox's sha256, and writes its figures to
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos import scenarios
+from tests.chaos import fetchwindow, scenarios
 from tests.support.harness import Figures, Stack, write_figures
 from tests.support.procs import ROOT
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.chaos
 
 JOBS = 200
 FIGURES = ROOT / "docs" / "reliability" / "chaos.json"
+FETCH_FIGURES = ROOT / "docs" / "reliability" / "fetchwindow.json"
 # The longest a stranded message waits: VISIBILITY_TIMEOUT (133 s) plus kombu's restore sweep.
 TIMEOUT = 420
 
@@ -82,3 +84,17 @@ def test_poison_messages(stack: Stack) -> None:
     assert logs.count("not a valid kombu message") == 2
     assert "Can't decode message body" in logs
     assert "Unrecoverable error" not in logs
+
+
+@pytest.mark.timeout(900)
+def test_fetch_window(redis_url: str) -> None:
+    """kombu's BRPOP and our reliable fetch, each with 100 consumers SIGKILLed at random."""
+    figures = [
+        fetchwindow.run(redis_url, transport, messages=20_000, kills=100, seed=5)
+        for transport in (fetchwindow.STOCK, fetchwindow.OURS)
+    ]
+    fetchwindow.write(FETCH_FIGURES, figures)
+    stock, ours = figures
+    assert ours.lost == 0, ours
+    assert ours.delivered == ours.messages
+    assert ours.kills == stock.kills == 100, figures

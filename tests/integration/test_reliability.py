@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos import scenarios
+from tests.chaos import fetchwindow, scenarios
 from tests.support.harness import Figures, Stack, write_figures
 from tests.support.procs import ROOT
 
@@ -91,3 +91,13 @@ def test_poison_messages_neither_crash_nor_wedge_a_worker(stack: Stack, tmp_path
     assert "Can't decode message body" in logs  # a kombu envelope whose body is not JSON
     assert "Unrecoverable error" not in logs
     assert stack.client().hlen("unacked") == 0  # nothing left to come back later
+
+
+@pytest.mark.timeout(300)
+def test_consumers_killed_at_random_lose_no_message(redis_url: str) -> None:
+    """The fetch window (tests/chaos/fetchwindow.py), reduced: 20 consumers SIGKILLed at
+    random while they drain 3,000 messages. kombu's BRPOP loses some this way; ours none."""
+    fig = fetchwindow.run(redis_url, fetchwindow.OURS, messages=3000, kills=20, seed=11)
+    assert fig.kills >= 10, fig  # the kills landed while there was work
+    assert fig.lost == 0, fig
+    assert fig.delivered == 3000
