@@ -235,14 +235,20 @@ class Channel(kombu_redis.Channel):
             self._prerecorded.add(tag)
         try:
             payload = loads(_text(reply[1]))  # type: ignore[no-untyped-call]
-            self.connection._deliver(payload, dest)
         except BaseException:
-            if tag is not None and tag in self._prerecorded:
-                # Never handed to Celery: forget it, or the restore sweep would bring the
-                # same undeliverable message back after every visibility timeout.
+            if tag is not None:
+                # Recorded but never deliverable: forget it, or the restore sweep would bring
+                # it back after every visibility timeout.
                 self._prerecorded.discard(tag)
                 self.qos._remove_from_indices(tag).execute()
             raise
+        try:
+            self.connection._deliver(payload, dest)
+        finally:
+            if tag is not None:
+                # Normally QoS.append took it; a message for a queue nobody here consumes is
+                # appended on another channel and requeued by kombu.
+                self._prerecorded.discard(tag)
         return True
 
     def _read_guarded(self, read: Any, *args: Any, **options: Any) -> bool:

@@ -145,11 +145,23 @@ def test_poison_is_dropped_logged_and_leaves_nothing_behind(
     r.lpush("audio", b"\xff not json")
     r.lpush("audio", json.dumps({"properties": {}}))  # JSON, not a kombu envelope
     r.lpush("audio", json.dumps([1, 2, 3]))
+    # A kombu envelope Redis's Lua can decode (so it is recorded unacked) but Python cannot:
+    # dropped, and its unacked record removed with it.
+    envelope = {
+        "delivery_tag": "t-bad-utf8",
+        "delivery_info": {"exchange": "", "routing_key": "audio"},
+    }
+    r.lpush(
+        "audio",
+        json.dumps({"properties": envelope, "body": "X"})
+        .replace('"X"', '"\xff"')
+        .encode("latin-1"),
+    )
     publish(redis_url, "audio", {"after": "poison"})
     with caplog.at_level(logging.ERROR, logger="worker.transport"), connect(redis_url) as conn:
         got = consume(conn, QUEUES, 1)
     assert got == [{"after": "poison"}]
-    assert caplog.text.count("not a valid kombu message") == 3
+    assert caplog.text.count("not a valid kombu message") == 4
     assert r.llen("audio") == 0 and r.hlen("unacked") == 0 and r.zcard("unacked_index") == 0
 
 
