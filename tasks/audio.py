@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import redis
 from celery import Task, chain
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError
 
 from config.celery import QUEUE_NOTIFY, QUEUE_POLL
@@ -23,7 +23,7 @@ from worker.services import services
 
 
 class DurableTask(Task):
-    """A task whose retry never drops its message.
+    """A task whose retry never drops its message, and that runs again after a soft time limit.
 
     Celery's ``retry`` publishes a new message and, if that publish fails (Redis restarting, a
     cut connection), rejects the current one *without* requeue: the step, and with it the rest
@@ -31,6 +31,19 @@ class DurableTask(Task):
     current message is requeued instead; if even that cannot reach Redis, it stays unacked and
     comes back after the visibility timeout.
     """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Past the soft time limit Celery would record a failure and ack: the rest of the chain
+        # would be gone until the beat sweep finds the job (the Redis stall scenario in
+        # tests/chaos showed it). The step runs again instead, within the job's error budget.
+        try:
+            return super().__call__(*args, **kwargs)
+        except SoftTimeLimitExceeded:
+            job_id = str(args[0] if args else kwargs.get("job_id") or self.request.id)
+            countdown = pipeline.timed_out(services(), job_id, self.request.retries)
+            if countdown is None:
+                raise
+            raise self.retry(countdown=countdown, max_retries=None) from None
 
     def retry(self, *args: Any, **kwargs: Any) -> Any:
         try:

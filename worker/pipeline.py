@@ -307,6 +307,30 @@ def fetch(svc: Services, job_id: str) -> Later | None:
     return None
 
 
+def timed_out(svc: Services, job_id: str, retries: int) -> float | None:
+    """A step ran past Celery's soft time limit (Redis or Akool stalled, a slow disk). Every step
+    is idempotent against the job record, so it runs again after a backoff, counted against the
+    job's transient error budget; beyond the budget the job fails with ``time_limit``. An entry
+    task that timed out before its record existed counts its own retries instead. Returns the
+    countdown, or None to give up."""
+    s = svc.settings
+    if not svc.jobs.r.exists(svc.jobs.job_key(job_id)):
+        return (
+            backoff(retries, base=1.0, cap=s.poll_max_delay)
+            if retries < s.transient_error_budget
+            else None
+        )
+    errors = svc.jobs.count_transient_error(job_id)
+    if errors <= s.transient_error_budget:
+        return backoff(errors - 1, base=1.0, cap=s.poll_max_delay)
+    svc.jobs.fail(
+        job_id,
+        "time_limit",
+        f"a step ran past TASK_TIME_LIMIT ({s.task_time_limit} s) {errors} times",
+    )
+    return None
+
+
 # --- finish and deliver -------------------------------------------------------------------
 
 
