@@ -40,17 +40,23 @@ AKOOL_FAULTS: list[dict[str, Any]] = [
 def worker_crashes(
     stack: Stack, jobs: int, *, kill_every: float, kills: int, timeout: float
 ) -> Figures:
-    """Two workers; one is SIGKILLed (with its pool) every ``kill_every`` s and restarted."""
+    """Two workers; one is SIGKILLed (with its pool) every ``kill_every`` s and restarted.
+    The jobs arrive in ``kills + 1`` batches, one just before each kill, so every kill lands
+    while messages are being fetched and run."""
     stack.sandbox.configure(lifecycle=LIFECYCLE, seed=1)
     stack.worker("steady")
     victim = stack.worker("victim")
-    ids = stack.enqueue(jobs, "crash")
+    ids = [f"crash-{uuid.uuid4().hex[:6]}-{i:04d}" for i in range(jobs)]
+    batches = [ids[i :: kills + 1] for i in range(kills + 1)]
+    stack.send(batches[0])
     state = {"next": kill_every, "done": 0}
 
     def tick(elapsed: float, final: int) -> None:
         if state["done"] < kills and elapsed >= state["next"]:
+            stack.send(batches[state["done"] + 1])
+            time.sleep(0.3)  # the victim is taking them off the queue
             victim.kill()
-            stack.note(f"victim SIGKILLed ({final}/{jobs} final)")
+            stack.note(f"batch sent, victim SIGKILLed 0.3 s later ({final}/{jobs} final)")
             victim.start(timeout=60)
             state["done"] += 1
             state["next"] = elapsed + kill_every
@@ -125,6 +131,46 @@ def redis_cut(
         wall + probe_wall,
     )
     fig.notes.append(f"probe jobs done by the cut-off worker alone in {probe_wall:.1f} s")
+    return fig
+
+
+def redis_stall(
+    stack: Stack, jobs: int, *, at: float, down: float, timeout: float, probe: int = 5
+) -> Figures:
+    """Like :func:`redis_cut`, but the proxy stalls: nothing is forwarded and nothing reset for
+    ``down`` s, longer than kombu's BRPOP health check (brpop timeout + 25 s), then the late
+    bytes flow again. Only timeouts can notice; the worker must not hang."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=6)
+    proxy = stack.proxy()
+    stack.worker("stalled", redis_url=proxy.url())
+    direct = stack.worker("direct")
+    ids = stack.enqueue(jobs, "stall")
+    phase: list[str] = []
+
+    def tick(elapsed: float, final: int) -> None:
+        if not phase and elapsed >= at:
+            proxy.stall()
+            stack.note(f"proxy stalled ({final}/{jobs} final)")
+            phase.append("stalled")
+        elif phase == ["stalled"] and elapsed >= at + down:
+            proxy.heal()
+            stack.note(f"proxy healed ({final}/{jobs} final)")
+            phase.append("healed")
+
+    wall = stack.wait_final(ids, timeout, tick)
+    direct.stop()
+    stack.note("direct worker stopped; probe jobs go to the worker that was stalled")
+    probes = stack.enqueue(probe, "probe")
+    probe_wall = stack.wait_final(probes, 90)
+    fig = stack.measure(
+        "redis_stall",
+        f"worker's Redis traffic stalled for {down:g} s (TCP proxy forwards nothing, resets "
+        "nothing), then delivered late",
+        f"{jobs} jobs + {probe} probe jobs, 2 workers x 2 processes",
+        ids + probes,
+        wall + probe_wall,
+    )
+    fig.notes.append(f"probe jobs done by the stalled worker alone in {probe_wall:.1f} s")
     return fig
 
 

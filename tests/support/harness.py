@@ -162,9 +162,13 @@ class Stack:
         """Send ``n`` audio.create jobs, each with its own job id and its own text (so the
         sandbox's ``creates_by_text`` counts submissions per job)."""
         run = uuid.uuid4().hex[:6]
-        ids = []
-        for i in range(n):
-            job_id = f"{tag}-{run}-{i:04d}"
+        ids = [f"{tag}-{run}-{i:04d}" for i in range(n)]
+        self.send(ids, **kwargs)
+        return ids
+
+    def send(self, job_ids: list[str], **kwargs: Any) -> None:
+        """Send one audio.create per job id (see :meth:`enqueue`)."""
+        for job_id in job_ids:
             self.caller.send_task(
                 "audio.create",
                 kwargs={
@@ -175,8 +179,6 @@ class Stack:
                 },
                 queue="audio",
             )
-            ids.append(job_id)
-        return ids
 
     def states(self, job_ids: list[str]) -> dict[str, str | None]:
         """job id -> state (None without a record); retried while Redis is down."""

@@ -2,8 +2,9 @@
 
 ``cut()`` resets every open connection and refuses new ones (the peer sees ECONNRESET /
 ECONNREFUSED, like a restarted host or a firewall reject); ``blackhole()`` keeps connections
-open but silently drops every byte both ways (like a dead route: only timeouts notice).
-``heal()`` lets traffic through again. Threads only, stdlib only.
+open but silently drops every byte both ways; ``stall()`` stops forwarding but keeps the bytes
+(a dead route that comes back: TCP delivers late what it could not deliver, and only timeouts
+notice meanwhile). ``heal()`` lets traffic through again. Threads only, stdlib only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
-        self._mode = "open"  # open | cut | blackhole
+        self._mode = "open"  # open | cut | blackhole | stall
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -58,6 +59,12 @@ class TcpProxy:
         """Keep connections but drop all bytes until :meth:`heal` (new ones hang too)."""
         with self._lock:
             self._mode = "blackhole"
+            self.cuts += 1
+
+    def stall(self) -> None:
+        """Forward nothing, drop nothing, until :meth:`heal` (new connections stall too)."""
+        with self._lock:
+            self._mode = "stall"
             self.cuts += 1
 
     def heal(self) -> None:
@@ -98,6 +105,9 @@ class TcpProxy:
         peer = {a: b, b: a}
         try:
             while not self._stopping.is_set():
+                if self._mode == "stall":  # leave the bytes in the kernel's buffers
+                    self._stopping.wait(0.05)
+                    continue
                 try:
                     ready, _, _ = select.select([a, b], [], [], 0.2)
                 except (OSError, ValueError):
@@ -106,6 +116,8 @@ class TcpProxy:
                     data = s.recv(65536)
                     if not data:
                         return
+                    while self._mode == "stall" and not self._stopping.is_set():
+                        self._stopping.wait(0.05)  # read just as the stall began: hold it
                     if self._mode == "open":
                         peer[s].sendall(data)
                     # blackhole: the bytes are read and dropped
