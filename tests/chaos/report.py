@@ -16,7 +16,7 @@ from tests.support.harness import CHAOS_ENV
 from tests.support.procs import ROOT
 
 DOCS = ROOT / "docs"
-ORDER = ["worker_crash", "redis_restart", "redis_cut", "akool_faults", "poison"]
+ORDER = ["worker_crash", "redis_restart", "redis_cut", "redis_stall", "akool_faults", "poison"]
 
 
 def _row(f: dict[str, Any]) -> str:
@@ -150,20 +150,32 @@ How each figure is counted:
   received, divided by the jobs; downloads are listed separately below.
 """
 
-NOTES = """## Open: a job can still be lost when a worker is SIGKILLed
+NOTES = """## Closed: the fetch window
 
-- **worker_crash lost 1 of 200 jobs in a run during this work** (the table above is the last
-  run). That job had no record at all: its `audio.create` message was taken off the `audio`
-  list but never ran and never reached kombu's unacked hash (after the run the queue, the
-  unacked hash and the active index were empty, and neither worker's log named it). The
-  explanation that fits is kombu's Redis transport: BRPOP removes the message and only then, in
-  a second round trip, is it recorded as unacked (celery-notes A2, the open celery#4354
-  family); a worker SIGKILLed in between loses it. No redelivery or sweeper can find it,
-  because no record was ever written. Ways out, not done yet: an atomic pop into a per-worker
-  processing list (BLMOVE) with recovery of dead workers' lists (as Dramatiq's Redis broker
-  does), or callers that resend a job whose record does not appear (a `job_id` makes that
-  safe: the same id never submits twice; README "Delivery guarantees"). Stopping workers with
-  SIGTERM (warm shutdown) does not hit this.
+- **worker_crash lost 1 of 200 jobs in one run of the first round of this work**, and that job
+  had no record at all: its `audio.create` message was taken off the `audio` list and never
+  reached kombu's unacked hash. kombu's Redis transport pops with BRPOP and records the message
+  as unacked only afterwards, in the worker, in a second round trip (celery-notes A2, the open
+  celery#4354 family); a worker SIGKILLed in between, or with the reply still in its socket,
+  loses the message, and nothing can find it again. `test_fetch_window` above measures it:
+  kombu's BRPOP lost 27 of 20,000 messages in 100 kills, about one kill in four.
+- **Fixed in `worker/transport.py`**: one Lua script pops the first message of the worker's
+  queues *and* writes it to kombu's unacked hash and index, in kombu's own format, so kombu's
+  ack, reject and restore work on it unchanged. The script reads, records, then pops: Redis
+  does not roll back a script that fails midway (out of memory), and it must not have popped
+  then. Redis cannot block on several lists and move atomically (BRPOPLPUSH/BLMOVE take one
+  source), so when every queue is empty the worker blocks on its first queue (`BLMOVE q q
+  RIGHT RIGHT`, which moves nothing) for at most 1 s (0.2 s while it holds work) and then looks
+  at all its queues again: a message on `poll` or `notify` may wait that long on an idle
+  worker. Same run, 100 kills: 0 lost of 20,000. `tests/integration/test_transport.py` kills a
+  consumer with the fetch's reply unread in its socket: with kombu's transport the message is
+  gone from both the queue and the unacked hash; with ours it is in the unacked hash and a
+  second consumer receives it after the visibility timeout.
+- Cost, `python -m bench --quick --only ceiling,throughput` with `RELIABLE_FETCH=0` then `1`,
+  same machine: no-op ceiling 445.4 vs 442.3 tasks/s, Redis commands per no-op task 23.2 vs
+  23.3, pipeline 42.6 vs 48.5 jobs/s (200 jobs; within run-to-run noise). `RELIABLE_FETCH=false`
+  restores kombu's BRPOP; Redis older than 6.2 (no BLMOVE) or without scripting falls back to
+  it by itself, with a warning.
 - **The reduced run lost 1 of 24 jobs in two of seven runs** during this work. The second
   time the harness named it: record `submitted`, Akool status 2, one poll, and no message
   left in any queue or in the unacked hash. Cause, found and fixed: when a poll's
@@ -208,6 +220,17 @@ NOTES = """## Open: a job can still be lost when a worker is SIGKILLed
    1 s soft limit, which killed slow creates and left their jobs in `submitting` for good.
 4. Test support: a restarted worker's `start()` returned at once (it saw the first run's
    `ready.` line in the shared log).
+5. (second round) A step that ran past Celery's soft time limit was recorded as failed and
+   acked, which ended its job's chain: `redis_stall` left one job in `downloading` for good
+   (the scenario runs no beat, whose sweep would have resumed it after `SWEEP_GRACE`). Steps
+   are idempotent, so `DurableTask` now runs such a step again after a backoff, counted against
+   the job's `TRANSIENT_ERROR_BUDGET`, and fails the job with `time_limit` beyond it
+   (`tests/integration/test_time_limit.py`: a download held 5.5 s against a 5 s soft limit is
+   fetched twice and succeeds; three in a row with a budget of 2 fail the job).
+6. (second round) Test support: the TCP proxy's first stall dropped the bytes it had read as
+   the stall began, so a worker waited forever for a reply its Redis had sent (no socket
+   timeout on kombu's connections; a real network delivers late, it does not drop bytes inside
+   a TCP stream). The proxy now holds them.
 
 ## Also covered (in `make test`)
 
@@ -247,7 +270,9 @@ NOTES = """## Open: a job can still be lost when a worker is SIGKILLed
 - A Redis SIGKILL (not a clean restart): with `appendfsync everysec` up to ~1 s of writes can
   be lost, including a queued message; only the sweeper (beat, `SWEEP_GRACE`) can resume such a
   job. Not run here, and beat was not running in these scenarios.
-- A black-holed (not reset) connection: `TcpProxy.blackhole()` exists but no scenario uses it.
+- A connection that drops bytes inside a TCP stream (`TcpProxy.blackhole()`): TCP never does
+  that, so no scenario uses it; `redis_stall` covers the real case (a dead route that comes
+  back, nothing reset).
 - A crash between Akool's answer to a create and recording it: possible (counted as an
   ambiguous submit on the retry), but the SIGKILLs did not happen to land there.
 """
