@@ -25,8 +25,20 @@ QUEUE_NOTIFY = "notify"
 QUEUES = (QUEUE_AUDIO, QUEUE_POLL, QUEUE_NOTIFY)
 
 
+# Seconds a synchronous Redis command (an ack, a publish, storing a result) may wait for its
+# answer. Without it a worker whose connections went silent (a NAT or load balancer forgot
+# them, a failover moved the address) waits forever and never reconnects: the half-open
+# scenario in tests/chaos stranded a worker that way. Far above any normal answer; the fetch
+# itself waits at most 1 s server-side (worker/transport.py).
+REDIS_SOCKET_TIMEOUT = 20.0
+REDIS_CONNECT_TIMEOUT = 5.0
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        "socket_keepalive": True,
         "visibility_timeout": settings.visibility_timeout,
         # kombu >= 5.7: how often unacked messages of dead workers are looked for.
         "unacked_restore_interval": 5,
@@ -42,6 +54,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend": settings.redis_url,
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "redis_socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "redis_socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        "redis_socket_keepalive": True,
+        "redis_retry_on_timeout": True,
         "visibility_timeout": settings.visibility_timeout,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,

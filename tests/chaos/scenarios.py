@@ -174,6 +174,47 @@ def redis_stall(
     return fig
 
 
+def redis_half_open(
+    stack: Stack, jobs: int, *, at: float, timeout: float, probe: int = 5
+) -> Figures:
+    """Every connection one worker has to Redis goes silent for good (a NAT or load balancer
+    forgot them); new connections work. Only the worker's own timeouts can notice. Afterwards
+    the other worker stops and ``probe`` jobs must be done by the one whose connections died."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=7)
+    # A worker whose publish of a chain's next step times out records a failure (Celery, outside
+    # the task body): that job's next step is lost, and only the sweeper resumes it. So this
+    # scenario runs beat, as production does, and reports what the sweeper did.
+    stack.beat(SWEEP_INTERVAL="5")
+    proxy = stack.proxy()
+    stack.worker("stranded", redis_url=proxy.url())
+    direct = stack.worker("direct")
+    ids = stack.enqueue(jobs, "halfopen")
+    phase: list[str] = []
+
+    def tick(elapsed: float, final: int) -> None:
+        if not phase and elapsed >= at:
+            n = proxy.strand()
+            stack.note(f"{n} connections stranded ({final}/{jobs} final)")
+            phase.append("stranded")
+
+    wall = stack.wait_final(ids, timeout, tick)
+    direct.stop()
+    stack.note("direct worker stopped; probe jobs go to the worker whose connections died")
+    probes = stack.enqueue(probe, "probe")
+    probe_wall = stack.wait_final(probes, 120)
+    fig = stack.measure(
+        "redis_half_open",
+        "every Redis connection of one worker silent for good (half-open), new ones work; "
+        "beat running",
+        f"{jobs} jobs + {probe} probe jobs, 2 workers x 2 processes",
+        ids + probes,
+        wall + probe_wall,
+    )
+    fig.notes.append(f"probe jobs done by that worker alone in {probe_wall:.1f} s")
+    fig.notes.append(f"beat's sweep (every 5 s, grace 3 s) acted on: {stack.sweeps() or 'none'}")
+    return fig
+
+
 def akool_faults(stack: Stack, jobs: int, *, timeout: float) -> Figures:
     """The sandbox at 20% HTML 5xx, 10% slow, 5% code 1005, 5% malformed JSON."""
     stack.sandbox.configure(lifecycle=LIFECYCLE, faults=AKOOL_FAULTS, seed=4)

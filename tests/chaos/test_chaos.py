@@ -72,6 +72,13 @@ def test_redis_stall(stack: Stack) -> None:
 
 
 @pytest.mark.timeout(600)
+def test_redis_half_open(stack: Stack) -> None:
+    fig = scenarios.redis_half_open(stack, JOBS, at=5.0, timeout=TIMEOUT)
+    check(fig)
+    assert fig.succeeded == fig.jobs, fig.failure_codes
+
+
+@pytest.mark.timeout(600)
 def test_akool_faults(stack: Stack) -> None:
     fig = scenarios.akool_faults(stack, JOBS, timeout=TIMEOUT)
     check(fig)

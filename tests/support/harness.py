@@ -22,8 +22,9 @@ import redis
 from celery import Celery
 
 from sandbox import VOICES, SandboxServer
-from tests.support.procs import CeleryWorker, worker_env
+from tests.support.procs import CeleryWorker, Proc, worker_env
 from tests.support.redis import RedisServer
+from tests.support.services import beat
 from tests.support.stack import caller_app
 from tests.support.tcpproxy import TcpProxy
 
@@ -91,6 +92,7 @@ class Stack:
         self.extra_env = {**CHAOS_ENV, **(env or {})}
         self.workers: dict[str, CeleryWorker] = {}
         self.proxies: list[TcpProxy] = []
+        self.beats: list[Proc] = []
         self.caller: Celery = caller_app(self.redis.url)
         self.t0 = time.monotonic()
         self.events: list[str] = []
@@ -124,6 +126,17 @@ class Stack:
         self.workers[name] = w.start(timeout=60)
         return w
 
+    def beat(self, **extra: str) -> Proc:
+        """A beat (RedBeat) on the direct Redis URL: the sweeper, as in production."""
+        b = beat(self.env(**extra), self.workdir / "logs" / f"beat{len(self.beats)}.log")
+        self.beats.append(b.start(timeout=60))
+        return b
+
+    def sweeps(self) -> dict[str, int]:
+        """What the sweeper did so far: ``{action: jobs}`` from its running totals."""
+        totals: dict[str, str] = self.client().hgetall(f"{PREFIX}:maintenance:totals")  # type: ignore[assignment]
+        return {k.split(".", 1)[1]: int(v) for k, v in totals.items() if k.startswith("sweep.")}
+
     def proxy(self) -> TcpProxy:
         p = TcpProxy(self.redis.port).start()
         self.proxies.append(p)
@@ -142,6 +155,8 @@ class Stack:
         self.note("redis restarted")
 
     def stop(self) -> None:
+        for b in self.beats:
+            b.stop()
         for w in self.workers.values():
             w.stop()
         for p in self.proxies:
