@@ -166,8 +166,8 @@ NOTES = """## Closed: the fetch window
   as unacked only afterwards, in the worker, in a second round trip (celery-notes A2, the open
   celery#4354 family); a worker SIGKILLed in between, or with the reply still in its socket,
   loses the message, and nothing can find it again. `test_fetch_window` above measures it:
-  with kombu's BRPOP about one kill in four or five loses a message (22 and 27 of 20,000 in
-  100 kills, in two runs).
+  with kombu's BRPOP about one kill in three to five loses a message (27, 22 and 35 of 20,000
+  in 100 kills, in three runs).
 - **Fixed in `worker/transport.py`**: one Lua script pops the first message of the worker's
   queues *and* writes it to kombu's unacked hash and index, in kombu's own format, so kombu's
   ack, reject and restore work on it unchanged. The script reads, records, then pops: Redis
