@@ -10,6 +10,8 @@ import pytest
 from tests.support.redis import RedisServer
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from sandbox import SandboxServer
 
 
@@ -27,6 +29,16 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushall()
     yield redis_server.url
     client.close()
+
+
+@pytest.fixture()
+def caller(redis_server: RedisServer) -> Iterator[Celery]:
+    """A Celery app that imports none of our code: how other backends send jobs."""
+    from tests.support.stack import caller_app
+
+    app = caller_app(redis_server.url)
+    yield app
+    app.close()
 
 
 @pytest.fixture()

@@ -11,11 +11,13 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from celery.result import AsyncResult
 
 from tests.support.harness import Figures, Stack
+from tests.support.tcpproxy import TcpProxy
 
 # Realistic Akool timing: done after about 1 s plus 20 ms a word, polled with backoff.
 LIFECYCLE = {"mode": "duration", "base_seconds": 1.0, "per_word_seconds": 0.02, "jitter": 0.3}
@@ -95,122 +97,139 @@ def redis_restart(stack: Stack, jobs: int, *, at: float, timeout: float) -> Figu
     )
 
 
-def redis_cut(
-    stack: Stack, jobs: int, *, at: float, down: float, timeout: float, probe: int = 5
+def _network_fault(
+    stack: Stack,
+    jobs: int,
+    *,
+    scenario: str,
+    fault: str,
+    victim: str,
+    seed: int,
+    at: float,
+    begin: Callable[[TcpProxy], str],
+    down: float | None,
+    timeout: float,
+    probe: int,
+    probe_timeout: float,
 ) -> Figures:
-    """One worker reaches Redis through a TCP proxy that resets all its connections and refuses
-    new ones for ``down`` s. Afterwards the other worker stops and ``probe`` more jobs must be
-    done by the one that was cut off: it recovered by itself."""
-    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=3)
+    """One worker (``victim``) reaches Redis through a TCP proxy, another directly. At ``at`` s
+    ``begin`` breaks the proxy (and says how); after ``down`` s it heals (None: never). Then the
+    direct worker stops and ``probe`` more jobs must be done by the victim alone: it recovered
+    by itself."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=seed)
     proxy = stack.proxy()
-    stack.worker("cutoff", redis_url=proxy.url())
+    stack.worker(victim, redis_url=proxy.url())
     direct = stack.worker("direct")
-    ids = stack.enqueue(jobs, "cut")
+    ids = stack.enqueue(jobs, scenario)
     phase: list[str] = []
 
     def tick(elapsed: float, final: int) -> None:
         if not phase and elapsed >= at:
-            proxy.cut()
-            stack.note(f"proxy cut ({final}/{jobs} final)")
-            phase.append("cut")
-        elif phase == ["cut"] and elapsed >= at + down:
-            proxy.heal()
-            stack.note("proxy healed")
-            phase.append("healed")
-
-    wall = stack.wait_final(ids, timeout, tick)
-    direct.stop()
-    stack.note("direct worker stopped; probe jobs go to the worker that was cut off")
-    probes = stack.enqueue(probe, "probe")
-    probe_wall = stack.wait_final(probes, 60)
-    fig = stack.measure(
-        "redis_cut",
-        f"worker cut off from Redis for {down:g} s (TCP proxy: RST + refuse)",
-        f"{jobs} jobs + {probe} probe jobs, 2 workers x 2 processes",
-        ids + probes,
-        wall + probe_wall,
-    )
-    fig.notes.append(f"probe jobs done by the cut-off worker alone in {probe_wall:.1f} s")
-    return fig
-
-
-def redis_stall(
-    stack: Stack, jobs: int, *, at: float, down: float, timeout: float, probe: int = 5
-) -> Figures:
-    """Like :func:`redis_cut`, but the proxy stalls: nothing is forwarded and nothing reset for
-    ``down`` s, longer than kombu's BRPOP health check (brpop timeout + 25 s), then the late
-    bytes flow again. Only timeouts can notice; the worker must not hang."""
-    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=6)
-    proxy = stack.proxy()
-    stack.worker("stalled", redis_url=proxy.url())
-    direct = stack.worker("direct")
-    ids = stack.enqueue(jobs, "stall")
-    phase: list[str] = []
-
-    def tick(elapsed: float, final: int) -> None:
-        if not phase and elapsed >= at:
-            proxy.stall()
-            stack.note(f"proxy stalled ({final}/{jobs} final)")
-            phase.append("stalled")
-        elif phase == ["stalled"] and elapsed >= at + down:
+            stack.note(f"{begin(proxy)} ({final}/{jobs} final)")
+            phase.append("broken")
+        elif phase == ["broken"] and down is not None and elapsed >= at + down:
             proxy.heal()
             stack.note(f"proxy healed ({final}/{jobs} final)")
             phase.append("healed")
 
     wall = stack.wait_final(ids, timeout, tick)
     direct.stop()
-    stack.note("direct worker stopped; probe jobs go to the worker that was stalled")
+    stack.note(f"direct worker stopped; probe jobs go to the {victim} worker")
     probes = stack.enqueue(probe, "probe")
-    probe_wall = stack.wait_final(probes, 90)
+    probe_wall = stack.wait_final(probes, probe_timeout)
     fig = stack.measure(
-        "redis_stall",
-        f"worker's Redis traffic stalled for {down:g} s (TCP proxy forwards nothing, resets "
-        "nothing), then delivered late",
+        scenario,
+        fault,
         f"{jobs} jobs + {probe} probe jobs, 2 workers x 2 processes",
         ids + probes,
         wall + probe_wall,
     )
-    fig.notes.append(f"probe jobs done by the stalled worker alone in {probe_wall:.1f} s")
+    fig.notes.append(f"probe jobs done by the {victim} worker alone in {probe_wall:.1f} s")
     return fig
+
+
+def redis_cut(
+    stack: Stack, jobs: int, *, at: float, down: float, timeout: float, probe: int = 5
+) -> Figures:
+    """The proxy resets all connections and refuses new ones for ``down`` s."""
+
+    def cut(proxy: TcpProxy) -> str:
+        proxy.cut()
+        return "proxy cut"
+
+    return _network_fault(
+        stack,
+        jobs,
+        scenario="redis_cut",
+        fault=f"worker cut off from Redis for {down:g} s (TCP proxy: RST + refuse)",
+        victim="cut-off",
+        seed=3,
+        at=at,
+        begin=cut,
+        down=down,
+        timeout=timeout,
+        probe=probe,
+        probe_timeout=60,
+    )
+
+
+def redis_stall(
+    stack: Stack, jobs: int, *, at: float, down: float, timeout: float, probe: int = 5
+) -> Figures:
+    """The proxy forwards nothing and resets nothing for ``down`` s, longer than kombu's BRPOP
+    health check (brpop timeout + 25 s), then the late bytes flow again. Only timeouts can
+    notice; the worker must not hang."""
+
+    def stall(proxy: TcpProxy) -> str:
+        proxy.stall()
+        return "proxy stalled"
+
+    return _network_fault(
+        stack,
+        jobs,
+        scenario="redis_stall",
+        fault=f"worker's Redis traffic stalled for {down:g} s (TCP proxy forwards nothing, "
+        "resets nothing), then delivered late",
+        victim="stalled",
+        seed=6,
+        at=at,
+        begin=stall,
+        down=down,
+        timeout=timeout,
+        probe=probe,
+        probe_timeout=90,
+    )
 
 
 def redis_half_open(
     stack: Stack, jobs: int, *, at: float, timeout: float, probe: int = 5
 ) -> Figures:
-    """Every connection one worker has to Redis goes silent for good (a NAT or load balancer
-    forgot them); new connections work. Only the worker's own timeouts can notice. Afterwards
-    the other worker stops and ``probe`` jobs must be done by the one whose connections died."""
-    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=7)
-    # A worker whose publish of a chain's next step times out records a failure (Celery, outside
-    # the task body): that job's next step is lost, and only the sweeper resumes it. So this
-    # scenario runs beat, as production does, and reports what the sweeper did.
+    """Every connection the worker has to Redis goes silent for good (a NAT or load balancer
+    forgot them); new connections work. Only the worker's own timeouts can notice.
+
+    A worker whose publish of a chain's next step times out records a failure (Celery, outside
+    the task body): that job's next step is lost, and only the sweeper resumes it. So this
+    scenario runs beat, as production does, and reports what the sweep did."""
     stack.beat(SWEEP_INTERVAL="5")
-    proxy = stack.proxy()
-    stack.worker("stranded", redis_url=proxy.url())
-    direct = stack.worker("direct")
-    ids = stack.enqueue(jobs, "halfopen")
-    phase: list[str] = []
 
-    def tick(elapsed: float, final: int) -> None:
-        if not phase and elapsed >= at:
-            n = proxy.strand()
-            stack.note(f"{n} connections stranded ({final}/{jobs} final)")
-            phase.append("stranded")
+    def strand(proxy: TcpProxy) -> str:
+        return f"{proxy.strand()} connections stranded"
 
-    wall = stack.wait_final(ids, timeout, tick)
-    direct.stop()
-    stack.note("direct worker stopped; probe jobs go to the worker whose connections died")
-    probes = stack.enqueue(probe, "probe")
-    probe_wall = stack.wait_final(probes, 120)
-    fig = stack.measure(
-        "redis_half_open",
-        "every Redis connection of one worker silent for good (half-open), new ones work; "
-        "beat running",
-        f"{jobs} jobs + {probe} probe jobs, 2 workers x 2 processes",
-        ids + probes,
-        wall + probe_wall,
+    fig = _network_fault(
+        stack,
+        jobs,
+        scenario="redis_half_open",
+        fault="every Redis connection of one worker silent for good (half-open), new ones "
+        "work; beat running",
+        victim="stranded",
+        seed=7,
+        at=at,
+        begin=strand,
+        down=None,
+        timeout=timeout,
+        probe=probe,
+        probe_timeout=120,
     )
-    fig.notes.append(f"probe jobs done by that worker alone in {probe_wall:.1f} s")
     fig.notes.append(f"beat's sweep (every 5 s, grace 3 s) acted on: {stack.sweeps() or 'none'}")
     return fig
 

@@ -20,7 +20,7 @@ from sandbox import VOICES, SandboxServer
 from tests.support.procs import CELERY, ROOT, CeleryWorker, worker_env
 from tests.support.redis import RedisServer, free_port
 from tests.support.services import Proc, flower
-from tests.support.stack import NotifyReceiver, caller_app
+from tests.support.stack import NotifyReceiver
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 USER, PASSWORD = "ops", "flower-pass-3x4mpl3"
@@ -69,13 +69,6 @@ def until(check: Any, timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
-
-
-@pytest.fixture()
-def caller(redis_server: RedisServer) -> Iterator[Celery]:
-    app = caller_app(redis_server.url)
-    yield app
-    app.close()
 
 
 def test_a_jobs_tasks_and_the_worker_appear_with_redacted_arguments(

@@ -18,7 +18,6 @@ from celery.result import AsyncResult
 from sandbox import VOICES, SandboxServer
 from tests.support.procs import CeleryWorker, worker_env
 from tests.support.redis import RedisServer
-from tests.support.stack import caller_app
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 
@@ -40,13 +39,6 @@ def start_worker(
     yield start
     for w in workers:
         w.stop()
-
-
-@pytest.fixture()
-def caller(redis_server: RedisServer) -> Iterator[Celery]:
-    app = caller_app(redis_server.url)
-    yield app
-    app.close()
 
 
 def send(caller: Celery) -> tuple[str, AsyncResult]:

@@ -19,7 +19,6 @@ from sandbox import DEFAULT_API_KEY, DEFAULT_CLIENT_ID, VOICES, SandboxServer
 from tests.support.procs import CeleryWorker, worker_env
 from tests.support.redis import RedisServer, free_port
 from tests.support.services import Proc, webhook
-from tests.support.stack import caller_app
 from worker.akool.crypto import seal
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
@@ -56,13 +55,6 @@ def stack(
     yield f"http://127.0.0.1:{port}", hook
     hook.stop()
     w.stop()
-
-
-@pytest.fixture()
-def caller(redis_server: RedisServer) -> Iterator[Celery]:
-    app = caller_app(redis_server.url)
-    yield app
-    app.close()
 
 
 def post(url: str, body: Any, method: str = "POST") -> tuple[int, dict[str, Any]]:

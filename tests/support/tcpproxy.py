@@ -4,7 +4,9 @@
 ECONNREFUSED, like a restarted host or a firewall reject); ``blackhole()`` keeps connections
 open but silently drops every byte both ways; ``stall()`` stops forwarding but keeps the bytes
 (a dead route that comes back: TCP delivers late what it could not deliver, and only timeouts
-notice meanwhile). ``heal()`` lets traffic through again. Threads only, stdlib only.
+notice meanwhile). ``strand()`` stalls the connections open now, for good, and lets new ones
+through: half-open connections, as after a NAT or load balancer forgot them or a failover moved
+the address. ``heal()`` lets traffic through again. Threads only, stdlib only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class TcpProxy:
         self._mode = "open"  # open | cut | blackhole | stall
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
+        self._stranded: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="tcpproxy", daemon=True)
         self.cuts = 0
@@ -67,6 +70,14 @@ class TcpProxy:
             self._mode = "stall"
             self.cuts += 1
 
+    def strand(self) -> int:
+        """Stall every connection open now until :meth:`stop`; new connections work. Returns
+        how many connections were stranded."""
+        with self._lock:
+            self._stranded |= self._conns
+            self.cuts += 1
+            return len(self._stranded) // 2
+
     def heal(self) -> None:
         with self._lock:
             self._mode = "open"
@@ -105,7 +116,7 @@ class TcpProxy:
         peer = {a: b, b: a}
         try:
             while not self._stopping.is_set():
-                if self._mode == "stall":  # leave the bytes in the kernel's buffers
+                if self._mode == "stall" or a in self._stranded:  # leave the bytes in the kernel
                     self._stopping.wait(0.05)
                     continue
                 try:
@@ -116,7 +127,9 @@ class TcpProxy:
                     data = s.recv(65536)
                     if not data:
                         return
-                    while self._mode == "stall" and not self._stopping.is_set():
+                    while (
+                        self._mode == "stall" or a in self._stranded
+                    ) and not self._stopping.is_set():
                         self._stopping.wait(0.05)  # read just as the stall began: hold it
                     if self._mode == "open":
                         peer[s].sendall(data)
