@@ -111,6 +111,7 @@ def _network_fault(
     timeout: float,
     probe: int,
     probe_timeout: float,
+    env: dict[str, str] | None = None,
 ) -> Figures:
     """One worker (``victim``) reaches Redis through a TCP proxy, another directly. At ``at`` s
     ``begin`` breaks the proxy (and says how); after ``down`` s it heals (None: never). Then the
@@ -118,8 +119,8 @@ def _network_fault(
     by itself."""
     stack.sandbox.configure(lifecycle=LIFECYCLE, seed=seed)
     proxy = stack.proxy()
-    stack.worker(victim, redis_url=proxy.url())
-    direct = stack.worker("direct")
+    stack.worker(victim, redis_url=proxy.url(), env=env)
+    direct = stack.worker("direct", env=env)
     ids = stack.enqueue(jobs, scenario)
     phase: list[str] = []
 
@@ -132,7 +133,15 @@ def _network_fault(
             stack.note(f"proxy healed ({final}/{jobs} final)")
             phase.append("healed")
 
+    started = time.monotonic()
     wall = stack.wait_final(ids, timeout, tick)
+    if down is not None and "healed" not in phase:
+        # Every job was done (by the direct worker) before the fault's end: heal on time anyway,
+        # or the probes could never reach the victim.
+        time.sleep(max(0.0, started + at + down - time.monotonic()))
+        if not phase:
+            tick(at, len(ids))
+        tick(at + down, len(ids))
     direct.stop()
     stack.note(f"direct worker stopped; probe jobs go to the {victim} worker")
     probes = stack.enqueue(probe, "probe")
@@ -209,8 +218,13 @@ def redis_half_open(
 
     A worker whose publish of a chain's next step times out records a failure (Celery, outside
     the task body): that job's next step is lost, and only the sweeper resumes it. So this
-    scenario runs beat, as production does, and reports what the sweep did."""
-    stack.beat(SWEEP_INTERVAL="5")
+    scenario runs beat, as production does, and reports what the sweep did.
+
+    The time limit is 40 s here, not 10: a step blocked on a dead connection waits for the 20 s
+    socket timeout, and a hard time limit below that kills it and drops its message (an entry
+    task's, before its record exists: the job is gone). Production's is 300 s."""
+    env = {"TASK_TIME_LIMIT": "40", "VISIBILITY_TIMEOUT": "165"}
+    stack.beat(SWEEP_INTERVAL="5", **env)
 
     def strand(proxy: TcpProxy) -> str:
         return f"{proxy.strand()} connections stranded"
@@ -220,7 +234,7 @@ def redis_half_open(
         jobs,
         scenario="redis_half_open",
         fault="every Redis connection of one worker silent for good (half-open), new ones "
-        "work; beat running",
+        "work; beat running; TASK_TIME_LIMIT 40 s",
         victim="stranded",
         seed=7,
         at=at,
@@ -229,6 +243,7 @@ def redis_half_open(
         timeout=timeout,
         probe=probe,
         probe_timeout=120,
+        env=env,
     )
     fig.notes.append(f"beat's sweep (every 5 s, grace 3 s) acted on: {stack.sweeps() or 'none'}")
     return fig
