@@ -160,12 +160,12 @@ How each figure is counted:
 
 NOTES = """## Which run each row comes from
 
-The last full `make chaos` (at 6c2b21d) passed 6 of 8: `redis_cut` and `redis_half_open` failed
-on two harness faults, both fixed in 50cb1b2 (a fault that was never healed when the direct worker had
-already finished every job, so the probes could not reach the victim; and a 10 s time limit
-below the 20 s socket timeout, bug 7 below). Their rows are from a rerun of those two tests at
-50cb1b2 (`pytest -m chaos tests/chaos -k "redis_cut or half_open"`); the other six rows are from
-the full run.
+The last full `make chaos` (at 6c2b21d) passed 6 of 8: `redis_cut` and `redis_half_open`
+failed on two harness faults, both fixed in 50cb1b2 (a fault that was never healed when the
+direct worker had already finished every job, so the probes could not reach the victim; and a
+10 s time limit below the 20 s socket timeout, bug 7 below). Their rows are from a rerun of
+those two tests at 50cb1b2 (`pytest -m chaos tests/chaos -k "redis_cut or half_open"`); the
+other six rows are from the full run.
 
 ## Closed: the fetch window
 
