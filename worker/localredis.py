@@ -20,9 +20,16 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """Starts ``redis-server`` bound to 127.0.0.1; ``aof=True`` turns on appendonly persistence."""
+    """Starts ``redis-server`` bound to 127.0.0.1; ``aof=True`` turns on appendonly persistence;
+    ``extra`` is more command-line configuration (tests use it to remove a command)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, aof: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        aof: bool = False,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -33,6 +40,7 @@ class RedisServer:
         self.workdir = workdir
         self.port = port or free_port()
         self.aof = aof
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,6 +68,7 @@ class RedisServer:
         ]
         if self.aof:
             args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10

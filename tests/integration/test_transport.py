@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ import redis
 from kombu import Connection, Consumer, Producer, Queue
 
 from tests.support.procs import ROOT
+from tests.support.redis import RedisServer
 from worker.transport import FETCH_SHA
 
 OURS = "worker.transport:Transport"
@@ -228,3 +230,21 @@ def test_wait_does_not_reorder_a_queue(redis_url: str, r: redis.Redis) -> None:
         r.lpush("audio", str(i))
     r.blmove("audio", "audio", 1, "RIGHT", "RIGHT")
     assert r.lrange("audio", 0, -1) == [b"4", b"3", b"2", b"1", b"0"]
+
+
+def test_a_redis_without_blmove_falls_back_to_brpop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis < 6.2 has no BLMOVE: the channel says so once and goes on with kombu's BRPOP."""
+    old = RedisServer(tmp_path, extra=("--rename-command", "BLMOVE", "")).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="worker.transport"), connect(old.url) as conn:
+            # Idle: the fetch finds nothing, then the wait is refused.
+            with Consumer(conn, [Queue("poll")], callbacks=[]), contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=2)
+            publish(old.url, "poll", {"n": 5})
+            assert consume(conn, QUEUES, 1) == [{"n": 5}]
+            assert conn.default_channel._reliable is False
+        assert caplog.text.count("falling back to kombu's BRPOP") == 1
+    finally:
+        old.stop()
