@@ -314,7 +314,7 @@ def timed_out(svc: Services, job_id: str, retries: int) -> float | None:
     task that timed out before its record existed counts its own retries instead. Returns the
     countdown, or None to give up."""
     s = svc.settings
-    if not svc.jobs.r.exists(svc.jobs.job_key(job_id)):
+    if svc.jobs.find(job_id) is None:
         return (
             backoff(retries, base=1.0, cap=s.poll_max_delay)
             if retries < s.transient_error_budget

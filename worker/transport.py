@@ -231,17 +231,16 @@ class Channel(kombu_redis.Channel):
         tag = _text(reply[2]) if len(reply) > 2 else None
         dest = key.rsplit(self.sep, 1)[0]
         self._queue_cycle.rotate(dest)
-        if tag is not None:
-            self._prerecorded.add(tag)
         try:
             payload = loads(_text(reply[1]))  # type: ignore[no-untyped-call]
         except BaseException:
             if tag is not None:
                 # Recorded but never deliverable: forget it, or the restore sweep would bring
                 # it back after every visibility timeout.
-                self._prerecorded.discard(tag)
                 self.qos._remove_from_indices(tag).execute()
             raise
+        if tag is not None:
+            self._prerecorded.add(tag)
         try:
             self.connection._deliver(payload, dest)
         finally:

@@ -112,11 +112,15 @@ class TcpProxy:
                 self._conns.update((client, upstream))
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
 
+    def _held(self, client: socket.socket) -> bool:
+        """Whether the pipe of ``client`` must forward nothing now (stalled or stranded)."""
+        return self._mode == "stall" or client in self._stranded
+
     def _pipe(self, a: socket.socket, b: socket.socket) -> None:
         peer = {a: b, b: a}
         try:
             while not self._stopping.is_set():
-                if self._mode == "stall" or a in self._stranded:  # leave the bytes in the kernel
+                if self._held(a):  # leave the bytes in the kernel's buffers
                     self._stopping.wait(0.05)
                     continue
                 try:
@@ -127,9 +131,7 @@ class TcpProxy:
                     data = s.recv(65536)
                     if not data:
                         return
-                    while (
-                        self._mode == "stall" or a in self._stranded
-                    ) and not self._stopping.is_set():
+                    while self._held(a) and not self._stopping.is_set():
                         self._stopping.wait(0.05)  # read just as the stall began: hold it
                     if self._mode == "open":
                         peer[s].sendall(data)
