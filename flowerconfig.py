@@ -18,7 +18,7 @@ if not (os.environ.get("FLOWER_BASIC_AUTH") or os.environ.get("FLOWER_AUTH")):
 # Loopback unless told otherwise (Flower's own default is every interface).
 address = os.environ.get("FLOWER_ADDRESS", "127.0.0.1")
 port = int(os.environ.get("FLOWER_PORT", "5555"))
-# Flower keeps tasks in memory; bound it (celery-notes E.2).
+# Flower keeps every task it has seen in memory until this bound (its max_tasks option).
 max_tasks = int(os.environ.get("FLOWER_MAX_TASKS", "10000"))
 # Drop workers that have been offline for an hour from the dashboard and /metrics.
 purge_offline_workers = 3600

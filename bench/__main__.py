@@ -74,7 +74,7 @@ def _polling(spec: WorkerSpec, quick: bool) -> dict[str, Any]:
     if polling.webhooks_available():
         out["with_webhooks"] = polling.run(spec, n, rate, int(rate * 25), webhooks=True)
     else:
-        out["with_webhooks"] = "not measured: worker/webhook.py (the receiver) is not there yet"
+        out["with_webhooks"] = "not measured: worker/web/webhook.py (the receiver) is not there yet"
     return out
 
 

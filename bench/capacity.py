@@ -1,5 +1,5 @@
 """(5) Capacity: N jobs in flight at once against a sandbox that takes about 120 s. Every poll
-is a countdown task that Celery holds in the worker's memory until due (celery-notes A1); we
+is a countdown task that Celery holds in the worker's memory until due (an ETA task); we
 measure what that costs per job in flight and how late polls run (actual minus planned)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""(6) One 100 MB file streamed to disk by worker.download.download, in a fresh process whose
+"""(6) One 100 MB file streamed to disk by worker.egress.download.download, in a fresh process whose
 peak RSS (VmHWM) is read before and after: the growth is what the download itself costs."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ PROBE = """
 import json, sys, time
 from pathlib import Path
 import requests
-from worker.download import download
+from worker.egress.download import download
 from bench.stack import rss_bytes
 import os
 url, out = sys.argv[1], Path(sys.argv[2])

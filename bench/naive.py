@@ -4,14 +4,13 @@ holds a worker slot for the whole life of the job, which is the point of the com
 
 from __future__ import annotations
 
-import json
 import time
 
 from celery import Celery
 
 from config.celery import celery_config
 from config.settings import get_settings
-from worker.download import download
+from worker.egress.download import download
 from worker.services import services
 
 app = Celery("bench_naive")
@@ -35,5 +34,5 @@ def naive(job_id: str, input_text: str, voice_id: str) -> str:
             allow_hosts=s.allow_private_hosts,
         )  # fmt: skip
         state = "succeeded"
-    svc.jobs.r.publish(s.events_channel, json.dumps({"job_id": job_id, "state": state}))
+    svc.jobs.publish({"job_id": job_id, "state": state})
     return state

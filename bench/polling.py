@@ -16,7 +16,7 @@ from typing import Any
 from bench.engine import WorkerSpec
 from bench.jobs import Waiter, send_create, text_of
 from bench.stack import API_KEY, ROOT, Stack
-from worker.localredis import free_port
+from worker.devstack.localredis import free_port
 
 # 8 s + 25 ms a word: 13 s at 200 words, the middle of 20..380 words; factor lognormal(0, 0.25)
 CLIENT_ID = "c2FuZGJveGNsaWVudGlkMQ=="  # sandbox.DEFAULT_CLIENT_ID
@@ -101,4 +101,4 @@ def run(
 
 
 def webhooks_available() -> bool:
-    return importlib.util.find_spec("worker.webhook") is not None
+    return importlib.util.find_spec("worker.web.webhook") is not None

@@ -173,7 +173,7 @@ worker RSS MB): {timeline}
    is seeded (as a running system would have it), so the first poll lands near 110 s. Poll
    lag is each job's worst `actual - planned` poll time (`poll_lag_max` on the job record);
    memory per job is the growth of worker RSS and Redis `used_memory` over the jobs in flight.
-6. **Download**: `worker.download.download` in a fresh process; peak RSS growth is the
+6. **Download**: `worker.egress.download.download` in a fresh process; peak RSS growth is the
    change of `VmHWM`.
 7. **Pools**: throughput with every Akool call made 0.2 s slow at the sandbox (as a real API
    is), per pool and concurrency, with the worker's total RSS.

@@ -20,7 +20,7 @@ import redis
 import requests
 from celery import Celery
 
-from worker.localredis import RedisServer
+from worker.devstack.localredis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 CELERY = str(Path(sys.executable).with_name("celery"))

@@ -1,6 +1,6 @@
 """Celery configuration built from :class:`config.settings.Settings`.
 
-Choices and their reasons (shared/celery-notes.md):
+Choices and their reasons (see also docs/OPERATIONS.md):
 - JSON only, so any backend in any language can enqueue by task name.
 - Late acks: a worker killed mid-task loses nothing; the message is redelivered.
   ``task_reject_on_worker_lost`` re-queues a task whose prefork child died; tasks are
@@ -27,9 +27,9 @@ QUEUES = (QUEUE_AUDIO, QUEUE_POLL, QUEUE_NOTIFY)
 
 # Seconds a synchronous Redis command (an ack, a publish, storing a result) may wait for its
 # answer. Without it a worker whose connections went silent (a NAT or load balancer forgot
-# them, a failover moved the address) waits forever and never reconnects: the half-open
-# scenario in tests/chaos stranded a worker that way. Far above any normal answer; the fetch
-# itself waits at most 1 s server-side (worker/transport.py).
+# them, a failover moved the address) waits forever and never reconnects. Far above any
+# normal answer; the fetch
+# itself waits at most 1 s server-side (worker/broker/reliable_redis.py).
 REDIS_SOCKET_TIMEOUT = 20.0
 REDIS_CONNECT_TIMEOUT = 5.0
 
@@ -43,14 +43,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # kombu >= 5.7: how often unacked messages of dead workers are looked for.
         "unacked_restore_interval": 5,
         "unacked_restore_throttle": 2,
-        # worker/transport.py: pop and record as unacked in one step (False: kombu's BRPOP).
+        # worker/broker/reliable_redis.py: pop and record as unacked in one step (False: BRPOP).
         "reliable_fetch": settings.reliable_fetch,
     }
     return {
         "broker_url": settings.redis_url,
         # kombu's Redis transport, but a message that is not JSON is dropped and logged
-        # instead of stopping the worker (worker/transport.py).
-        "broker_transport": "worker.transport:Transport",
+        # instead of stopping the worker (worker/broker/reliable_redis.py).
+        "broker_transport": "worker.broker.reliable_redis:Transport",
         "result_backend": settings.redis_url,
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},

@@ -123,8 +123,9 @@ class Settings:
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
         if not self.akool_base_url.startswith(("http://", "https://")):
             raise SettingsError("AKOOL_BASE_URL must be an http(s) URL")
-        # Every countdown must stay far below the visibility timeout (celery-notes A1):
-        # kombu's restore sweep adds about 100 s, and a task may run for its time limit.
+        # Every countdown must stay far below the visibility timeout: kombu redelivers an unacked
+        # message (a countdown is one) after it, its restore sweep adds about 100 s, and a task
+        # may run for its time limit (Celery docs, "Redis: Caveats").
         if self.poll_max_delay + self.task_time_limit + 120 > self.visibility_timeout:
             raise SettingsError(
                 "VISIBILITY_TIMEOUT must exceed POLL_MAX_DELAY + TASK_TIME_LIMIT + 120 s "

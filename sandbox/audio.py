@@ -18,6 +18,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from worker.akool.validation import count_words
+
 SAMPLE_RATE = 16_000
 SAMPLE_WIDTH = 2
 HEADER_BYTES = 44
@@ -80,7 +82,7 @@ class AudioSpec:
         if forced_bytes is not None:
             data = max(SAMPLE_WIDTH, forced_bytes - HEADER_BYTES)
             return cls(seed, data - data % SAMPLE_WIDTH)
-        words = max(1, len(text.split()))
+        words = max(1, count_words(text))
         return cls(seed, min(words * SEGMENT_BYTES, DEFAULT_MAX_DATA_BYTES))
 
     def chunks(self, chunk_size: int = _CHUNK) -> Iterator[bytes]:

@@ -1,4 +1,5 @@
-"""Akool's business codes and the messages the sandbox answers with (akool-api.md section 6)."""
+"""Akool's business codes and the messages the sandbox answers with (Akool's "Response Code"
+docs)."""
 
 from __future__ import annotations
 

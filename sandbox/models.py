@@ -26,6 +26,7 @@ from sandbox import codes, voices
 from sandbox.audio import AudioSpec
 from sandbox.config import Mode, SandboxConfig
 from sandbox.faults import ENDPOINTS, FaultInjector
+from worker.akool.validation import count_words
 
 MAX_WORDS = 5000
 FAIL_MARKER = "[[fail]]"
@@ -103,10 +104,6 @@ class Job:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _words(text: str) -> int:
-    return len(text.split())
 
 
 def _text_field(body: Mapping[str, Any], name: str) -> str | None:
@@ -261,7 +258,7 @@ class SandboxState:
         text = _text_field(body, "input_text")
         if text is None or not text.strip():
             raise AkoolError(codes.PARAM_ERROR, "input_text cannot be empty")
-        if _words(text) > MAX_WORDS:
+        if count_words(text) > MAX_WORDS:
             raise AkoolError(codes.PARAM_ERROR, f"input_text is limited to {MAX_WORDS} words")
         rate = _text_field(body, "rate")
         if rate is None and endpoint == "clone":
@@ -310,7 +307,7 @@ class SandboxState:
             elif lc.mode == "polls":
                 processing_at = completed_at = None
             else:
-                total = lc.base_seconds + lc.per_word_seconds * _words(text)
+                total = lc.base_seconds + lc.per_word_seconds * count_words(text)
                 if lc.lognormal_sigma:
                     total *= self._rng.lognormvariate(0.0, lc.lognormal_sigma)
                 elif lc.jitter:

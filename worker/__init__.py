@@ -1,7 +1,10 @@
 """akool-audio-worker: Celery workers that turn text into speech through Akool's Audio API.
 
-``celery -A worker ...`` finds the app through ``worker.app``; it is imported lazily so that the
-client, the sandbox and the CLI can be used without reading Celery settings.
+``celery -A worker ...`` finds the app as ``worker.app`` (defined in ``worker/celery.py``); it is
+imported lazily so that the client, the sandbox and the CLI can be used without reading Celery
+settings. The layers, each importing only those before it: ``akool`` (the remote API),
+``jobs`` (records), ``fleet`` and ``egress`` (shared state, outbound requests), ``pipeline``
+(the steps), then the frontends (``tasks/``, ``web``, ``cli``); ``services`` composes them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("app", "celery"):
-        from worker.app import app
+    if name == "app":
+        from worker.celery import app
 
         return app
     raise AttributeError(name)

@@ -1,5 +1,5 @@
 """The fetch window, measured: consumers SIGKILLed at random moments while they drain a queue,
-once with kombu's BRPOP and once with our reliable fetch (worker/transport.py).
+once with kombu's BRPOP and once with our reliable fetch (worker/broker/reliable_redis.py).
 
 kombu's Redis transport pops a message (BRPOP) before the consumer records it as unacked; a
 consumer killed in between loses the message. Celery workers die the same way, but take
@@ -30,7 +30,7 @@ from kombu import Connection, Consumer, Producer, Queue
 from tests.support.procs import ROOT
 
 STOCK = "redis"
-OURS = "worker.transport:Transport"
+OURS = "worker.broker.reliable_redis:Transport"
 QUEUE = "fetchwindow"
 SEEN = "fetchwindow:seen"
 VISIBILITY = 1.0

@@ -124,8 +124,8 @@ Plain kombu consumers (the path Celery's worker uses) drain one queue; each is S
 (visibility timeout 1 s) and drains the rest. Each delivery is counted before the ack. kombu's
 BRPOP takes a message off the list before the consumer records it as unacked: a kill in
 between loses it. Our reliable fetch pops and records in one Lua script
-(`worker/transport.py`). "Delivered twice" is at-least-once delivery at work: counted, then
-killed before the ack, then redelivered.
+(`worker/broker/reliable_redis.py`). "Delivered twice" is at-least-once delivery at work:
+counted, then killed before the ack, then redelivered.
 """
 
 
@@ -172,14 +172,14 @@ other six rows are from the full run.
 - **worker_crash lost 1 of 200 jobs in one run of the first round of this work**, and that job
   had no record at all: its `audio.create` message was taken off the `audio` list and never
   reached kombu's unacked hash. kombu's Redis transport pops with BRPOP and records the message
-  as unacked only afterwards, in the worker, in a second round trip (celery-notes A2, the open
-  celery#4354 family); a worker SIGKILLed in between, or with the reply still in its socket,
+  as unacked only afterwards, in the worker, in a second round trip (the open celery#4354
+  family); a worker SIGKILLed in between, or with the reply still in its socket,
   loses the message, and nothing can find it again. `test_fetch_window` above measures it:
   with kombu's BRPOP about one kill in three to five loses a message (27, 22, 35 and 38 of
   20,000 in 100 kills, in four runs).
-- **Fixed in `worker/transport.py`**: one Lua script pops the first message of the worker's
-  queues *and* writes it to kombu's unacked hash and index, in kombu's own format, so kombu's
-  ack, reject and restore work on it unchanged. The script reads, records, then pops: Redis
+- **Fixed in `worker/broker/reliable_redis.py`**: one Lua script pops the first message of the
+  worker's queues *and* writes it to kombu's unacked hash and index, in kombu's own format, so
+  kombu's ack, reject and restore work on it unchanged. The script reads, records, then pops: Redis
   does not roll back a script that fails midway (out of memory), and it must not have popped
   then. Redis cannot block on several lists and move atomically (BRPOPLPUSH/BLMOVE take one
   source), so when every queue is empty the worker blocks on its first queue (`BLMOVE q q
@@ -199,7 +199,7 @@ other six rows are from the full run.
   left in any queue or in the unacked hash. Cause, found and fixed: when a poll's
   `self.retry` could not publish its new message (Redis restarting, the connection cut),
   Celery rejected the current message *without* requeue (`Task.retry` raises
-  `Reject(exc, requeue=False)`), dropping the rest of the chain. `tasks.audio.DurableTask`, the
+  `Reject(exc, requeue=False)`), dropping the rest of the chain. `tasks.base.DurableTask`, the
   base of every task, now requeues instead (tests/unit/test_durable_task.py shows Celery's own
   retry drops and ours requeues); in production the beat sweep would also have resumed that
   job after `SWEEP_GRACE`.
@@ -228,8 +228,9 @@ other six rows are from the full run.
 ## Bugs these runs found (fixed)
 
 1. A message on the queue that is not JSON stopped the worker (`Unrecoverable error:
-   JSONDecodeError`): anyone able to LPUSH could stop every worker. `worker/transport.py` drops
-   and logs it; a body of the wrong shape is acked so it does not return forever.
+   JSONDecodeError`): anyone able to LPUSH could stop every worker.
+   `worker/broker/reliable_redis.py` drops and logs it; a body of the wrong shape is acked so it
+   does not return forever.
 2. A Redis restart or a cut connection stopped workers: kombu 5.7 reaches for the torn-down
    connection when Celery closes the old channel or acks a message delivered on it
    (`AttributeError: 'NoneType' object has no attribute 'hostname'/'client'`). The transport's
@@ -278,9 +279,9 @@ other six rows are from the full run.
   allowlisted (a real server on 127.0.0.2 behind an allowlisted 127.0.0.1), to `file:`,
   `gopher:`, link-local, private and `[::1]` are refused; loops stop after 5 hops; the size cap
   holds with and without `Content-Length` and leaves no partial file; notifications never
-  follow redirects; file names refuse traversal; `worker.notify.verify` rejects changed bodies,
-  wrong secrets, and timestamps more than 300 s old or ahead. A secret scan after runs with an
-  API key and with clientId/clientSecret finds none of the API key, client id/secret,
+  follow redirects; file names refuse traversal; `worker.egress.notify.verify` rejects changed
+  bodies, wrong secrets, and timestamps more than 300 s old or ahead. A secret scan after runs
+  with an API key and with clientId/clientSecret finds none of the API key, client id/secret,
   `NOTIFY_SECRET`, `FLOWER_BASIC_AUTH` password or bearer token in worker logs (INFO), in any
   Redis key of any type (kombu message bodies base64-decoded) or in notifications. The one
   exception is by design: `akool-audio:akool-token` holds the bearer token, because it is the

@@ -26,8 +26,8 @@ from tests.support.redis import RedisServer
 from tests.support.services import BIN, Proc, beat
 from tests.support.stack import caller_app
 from worker.akool import AkoolClient
-from worker.intake import parse_request
 from worker.jobs import JobStore
+from worker.jobs.request import parse_request
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 TICK_EVERY = 2
@@ -162,8 +162,10 @@ def test_sweep_resumes_jobs_whose_messages_were_lost(
     # A live lease is respected: still submitting, never POSTed.
     assert store.get(busy).state.value == "submitting"
     assert f"Busy lease {tag}." not in texts
-    assert int(store.r.hget(store.job_key(lost_poll), "sweeps") or 0) >= 1
-    totals = store.r.hgetall("akool-audio:maintenance:totals")
+    assert store.get(lost_poll).sweeps >= 1
+    totals = redis.Redis.from_url(env["REDIS_URL"], decode_responses=True).hgetall(
+        "akool-audio:maintenance:totals"
+    )
     assert int(totals["sweep.poll"]) >= 1 and int(totals["sweep.submit"]) >= 2, totals
     assert int(totals["sweep.skip"]) >= 1, totals
     print("sweep totals:", {k: v for k, v in totals.items() if k.startswith("sweep.")})

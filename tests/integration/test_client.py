@@ -401,9 +401,9 @@ def test_a_refused_connection_is_connection_failed(sleeps: Sleeps) -> None:
 
 
 def test_an_unknown_path_is_a_404_http_status_error(sb: SandboxServer) -> None:
-    from worker.akool.transport import Transport
+    from worker.akool.http import AkoolHTTP
 
-    transport = Transport(sb.url, connect_timeout=1, read_timeout=2)
+    transport = AkoolHTTP(sb.url, connect_timeout=1, read_timeout=2)
     try:
         with pytest.raises(errors.HTTPStatusError) as info:
             transport.request("GET", "/api/open/v3/audio/nope", headers={"x-api-key": "k"})

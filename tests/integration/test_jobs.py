@@ -8,7 +8,7 @@ import pytest
 
 from config.settings import Settings
 from worker.jobs import JobConflict, JobState, JobStore
-from worker.store import connect
+from worker.services import redis_client
 
 REQ = {"input_text": "Hi", "voice_id": "v1"}
 
@@ -16,7 +16,7 @@ REQ = {"input_text": "Hi", "voice_id": "v1"}
 @pytest.fixture()
 def jobs(redis_url: str) -> JobStore:
     settings = Settings.from_env({"REDIS_URL": redis_url})
-    return JobStore(connect(redis_url), settings)
+    return JobStore(redis_client(redis_url), settings)
 
 
 def test_create_is_idempotent_and_refuses_another_payload(jobs: JobStore) -> None:
@@ -52,7 +52,9 @@ def test_an_expired_lease_with_an_unknown_outcome_counts_as_ambiguous(jobs: JobS
     assert jobs.get("j3").ambiguous_submits == 1  # a definite answer is not ambiguous
 
 
-def test_a_final_job_stays_indexed_until_a_finisher_claims_it(jobs: JobStore) -> None:
+def test_a_final_job_stays_indexed_until_a_finisher_claims_it(
+    jobs: JobStore, redis_url: str
+) -> None:
     jobs.create("j4", "create", REQ, "t")
     jobs.record_submitted("j4", "ak-4", 3, "http://x/a.wav", next_due=time.time())
     assert jobs.record_poll("j4", 3, "http://x/a.wav", time.time()) is JobState.DOWNLOADING
@@ -64,7 +66,7 @@ def test_a_final_job_stays_indexed_until_a_finisher_claims_it(jobs: JobStore) ->
     assert "j4" not in jobs.overdue(time.time() + 1)
     job = jobs.get("j4")
     assert job.state is JobState.SUCCEEDED and job.summary()["error"] is None
-    assert 0 < jobs.r.ttl(jobs.job_key("j4")) <= 30 * 86400
+    assert 0 < redis_client(redis_url).ttl(jobs.job_key("j4")) <= 30 * 86400
 
 
 def test_a_final_job_is_never_brought_back_by_a_late_submit(jobs: JobStore) -> None:
@@ -76,6 +78,6 @@ def test_a_final_job_is_never_brought_back_by_a_late_submit(jobs: JobStore) -> N
     jobs.release_submit("j5", ambiguous=False)
     job = jobs.get("j5")
     assert job.state is JobState.FAILED and job.akool_id is None
-    assert jobs.r.hget(jobs.job_key("j5"), "orphan_akool_id") == "ak-late"
+    assert job.orphan_akool_id == "ak-late"
     assert jobs.begin_submit("j5", lease_seconds=30) == "final"
     assert jobs.begin_submit("no-such-job", lease_seconds=30) == "missing"

@@ -14,8 +14,8 @@ import redis
 from sandbox import VOICES, SandboxServer
 from tests.support.procs import CeleryWorker, worker_env
 from tests.support.stack import caller_app
-from worker.ratelimit import RateLimiter
-from worker.tokencache import RedisTokenCache
+from worker.fleet.ratelimit import RateLimiter
+from worker.fleet.tokencache import RedisTokenCache
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 RATE = 4.0
@@ -111,12 +111,12 @@ def test_a_job_that_never_finishes_fails_at_the_deadline(
 
 def test_limiter_grants_burst_then_asks_to_wait(redis_url: str) -> None:
     limiter = RateLimiter(redis.Redis.from_url(redis_url), "t:bucket", rate=2.0, burst=3)
-    waits = [limiter.acquire() for _ in range(5)]
+    waits = [limiter.reserve(max_wait=0)[0] for _ in range(5)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert 0.3 < waits[3] <= 0.5
     # 1005 halves the shared rate: the wait for the next token doubles
     limiter.penalize()
-    assert limiter.acquire() > waits[4]
+    assert limiter.reserve(max_wait=0)[0] > waits[4]
 
 
 def test_one_refresher_fetches_the_token_for_the_fleet(redis_url: str) -> None:

@@ -229,7 +229,7 @@ def test_celery_call_command_enqueues_by_name(
 def test_notify_url_gets_a_signed_post_after_retries(
     worker: CeleryWorker, caller: Celery, sb: SandboxServer
 ) -> None:
-    from worker.notify import verify
+    from worker.egress.notify import verify
 
     receiver = NotifyReceiver(fail_first=1)
     gen = receiver.serve()

@@ -18,8 +18,8 @@ import requests
 from sandbox import DEFAULT_API_KEY, DEFAULT_CLIENT_ID
 from tests.support.harness import Stack
 from tests.support.stack import NotifyReceiver
-from worker import notify
-from worker.download import (
+from worker.egress import notify
+from worker.egress.download import (
     DownloadRefused,
     DownloadTooLarge,
     DownloadTransient,

@@ -1,6 +1,7 @@
-"""worker/transport.py against a real redis-server: the reliable fetch records a message as
-unacked in the same step that pops it, so a consumer killed while the reply is on its way loses
-nothing; kombu's BRPOP, killed at the same point, loses the message (the control below)."""
+"""worker/broker/reliable_redis.py against a real redis-server: the reliable fetch records a
+message as unacked in the same step that pops it, so a consumer killed while the reply is on its
+way loses nothing; kombu's BRPOP, killed at the same point, loses the message (the control
+below)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from kombu import Connection, Consumer, Producer, Queue
 
 from tests.support.procs import ROOT
 from tests.support.redis import RedisServer
-from worker.transport import FETCH_SHA
+from worker.broker.reliable_redis import FETCH_SHA
 
-OURS = "worker.transport:Transport"
+OURS = "worker.broker.reliable_redis:Transport"
 QUEUES = ("audio", "poll", "notify")
 
 
@@ -160,7 +161,10 @@ def test_poison_is_dropped_logged_and_leaves_nothing_behind(
         .encode("latin-1"),
     )
     publish(redis_url, "audio", {"after": "poison"})
-    with caplog.at_level(logging.ERROR, logger="worker.transport"), connect(redis_url) as conn:
+    with (
+        caplog.at_level(logging.ERROR, logger="worker.broker.reliable_redis"),
+        connect(redis_url) as conn,
+    ):
         got = consume(conn, QUEUES, 1)
     assert got == [{"after": "poison"}]
     assert caplog.text.count("not a valid kombu message") == 4
@@ -185,7 +189,7 @@ def test_out_of_memory_at_the_record_pops_nothing(
     publish(redis_url, "audio", {"n": 1})
     before = r.config_get("maxmemory*")
     with (
-        caplog.at_level(logging.ERROR, logger="worker.transport"),
+        caplog.at_level(logging.ERROR, logger="worker.broker.reliable_redis"),
         connect(redis_url) as conn,
         Consumer(conn, [Queue("audio")], callbacks=[]),
     ):
@@ -238,7 +242,10 @@ def test_a_redis_without_blmove_falls_back_to_brpop(
     """Redis < 6.2 has no BLMOVE: the channel says so once and goes on with kombu's BRPOP."""
     old = RedisServer(tmp_path, extra=("--rename-command", "BLMOVE", "")).start()
     try:
-        with caplog.at_level(logging.WARNING, logger="worker.transport"), connect(old.url) as conn:
+        with (
+            caplog.at_level(logging.WARNING, logger="worker.broker.reliable_redis"),
+            connect(old.url) as conn,
+        ):
             # Idle: the fetch finds nothing, then the wait is refused.
             with Consumer(conn, [Queue("poll")], callbacks=[]), contextlib.suppress(TimeoutError):
                 conn.drain_events(timeout=2)

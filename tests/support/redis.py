@@ -1,5 +1,5 @@
 """Tests use the same private redis-server helper as `make demo`."""
 
-from worker.localredis import RedisServer, free_port
+from worker.devstack.localredis import RedisServer, free_port
 
 __all__ = ["RedisServer", "free_port"]

@@ -6,7 +6,7 @@ import pytest
 from celery import Celery
 from celery.exceptions import Reject
 
-from tasks.audio import DurableTask
+from tasks.base import DurableTask
 from tests.support.redis import free_port
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from worker.akool import AkoolClient, AudioStatus, errors
+from worker.akool.http import summarize_body
 from worker.akool.models import parse_job, parse_voices
-from worker.akool.transport import summarize_body
 
 CODES = [
     (1005, errors.RateLimited, True),

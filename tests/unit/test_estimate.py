@@ -8,7 +8,7 @@ import random
 import pytest
 import redis
 
-from worker.estimate import (
+from worker.fleet.estimator import (
     MAX_STEP,
     MIN_STEP,
     Estimator,

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from worker.intake import InvalidRequest, parse_job_id, parse_request
+from worker.jobs.request import InvalidRequest, parse_job_id, parse_request
 
 S = Settings.from_env({"ALLOW_PRIVATE_HOSTS": "127.0.0.1"})
 OK: dict[str, Any] = {"input_text": "Hello there.", "voice_id": "piTKgcLEGmPE4e6mEKli"}

@@ -1,4 +1,5 @@
-"""Task-argument display (worker/redact.py) and the recurring jobs file (worker/recurring.py)."""
+"""Task-argument display (worker/broker/redact.py) and the recurring jobs file
+(worker/maintenance/recurring.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, SettingsError
-from worker import recurring
-from worker.redact import kwargs_repr, redact, safe_url
+from worker.broker.redact import kwargs_repr, redact, safe_url
+from worker.maintenance import recurring
 
 SETTINGS = Settings.from_env({})
 

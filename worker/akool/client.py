@@ -7,7 +7,6 @@ second POST can create a second paid job, so any error is raised for the caller 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -18,11 +17,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from worker.akool import errors, validation
+import worker.akool.errors as errors
+import worker.akool.validation as validation
 from worker.akool.auth import Credentials, MemoryTokenCache, TokenCache
+from worker.akool.http import AkoolHTTP
 from worker.akool.models import VOICE_SOURCES, AudioJob, Voice, parse_job, parse_voices
-from worker.akool.transport import Transport
 from worker.backoff import backoff
+from worker.netaddr import is_loopback_host
 
 __all__ = ["AkoolClient"]
 
@@ -39,15 +40,6 @@ RETRY_CAP = 2.0
 TOKEN_EXPIRED = 1101
 
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class AkoolClient:
@@ -94,10 +86,10 @@ class AkoolClient:
         self._sleep = sleep
         self._token_lock = threading.Lock()
         allow = set(webhook_allow_hosts)
-        if _is_loopback(parts.hostname):
+        if is_loopback_host(parts.hostname):
             allow.update(_LOOPBACK_NAMES)
         self._allow_hosts = frozenset(allow)
-        self._transport = Transport(
+        self._http = AkoolHTTP(
             self.base_url,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -120,7 +112,7 @@ class AkoolClient:
 
     def close(self) -> None:
         """Close the connection pool (an injected session is left to its owner)."""
-        self._transport.close()
+        self._http.close()
 
     # -- public calls ------------------------------------------------------------------------
 
@@ -203,7 +195,7 @@ class AkoolClient:
                 return cached
             body = {"clientId": self._creds.client_id, "clientSecret": self._creds.client_secret}
             envelope = self._retrying(
-                lambda: self._transport.request(
+                lambda: self._http.request(
                     "POST", TOKEN_PATH, body=body, secrets=self._creds.secrets()
                 ),
                 safe=True,
@@ -285,6 +277,6 @@ class AkoolClient:
         headers: dict[str, str],
     ) -> dict[str, Any]:
         secrets = (*self._creds.secrets(), *(v.removeprefix("Bearer ") for v in headers.values()))
-        return self._transport.request(
+        return self._http.request(
             method, path, headers=headers, params=params, body=body, secrets=secrets
         )

@@ -2,7 +2,7 @@
 
 Akool signs a callback with ``sha1(sorted([clientId, timestamp, nonce, dataEncrypt]).join(""))``
 and encrypts its JSON payload with AES-CBC/PKCS7, key = client secret (16/24/32 bytes picks
-AES-128/192/256), iv = the first 16 bytes of the clientId (shared/akool-api.md section 7).
+AES-128/192/256), iv = the first 16 bytes of the clientId (Akool's "Webhook" docs page).
 The inverse functions are here too, so the sandbox sends exactly what a receiver must accept.
 """
 

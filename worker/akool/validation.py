@@ -3,7 +3,7 @@
 Used by the client before any request and by the pipeline on task kwargs, so a bad job fails at
 once with a message naming the field instead of costing a request (or credits).
 
-Choices where Akool's docs are vague (shared/akool-api.md):
+Choices where Akool's docs are vague:
 
 - ``rate``: the docs say "field value ranges (0%-100%)". ``0%`` (no speech at all) is
   meaningless, so 1 is the floor; above ``100%`` is unconfirmed, so it is refused. The form is
@@ -18,20 +18,20 @@ Choices where Akool's docs are vague (shared/akool-api.md):
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-import socket
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
 from worker.akool.errors import ValidationError
+from worker.netaddr import is_public, literal_ip, normal_host
 
 __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_URL_CHARS",
     "MAX_WORDS",
+    "count_words",
     "validate_http_url",
     "validate_rate",
     "validate_text",
@@ -48,8 +48,6 @@ _VOICE_ID = re.compile(r"[A-Za-z0-9_-]+")
 # C0 controls except \t \n \r, plus DEL; and lone surrogates, which cannot be sent as UTF-8.
 _BAD_TEXT_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _BAD_URL_CHAR = re.compile(r"[\x00-\x20\x7f\\]")
-# Hosts that inet_aton would read as an IPv4 address: 127.1, 0x7f.0.0.1, 2130706433, 0177.0.0.1.
-_NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?")
 
 
 def _show(value: Any) -> str:
@@ -71,6 +69,11 @@ def _require_str(field: str, value: Any, expected: str) -> str:
     return value
 
 
+def count_words(text: str) -> int:
+    """Words as Akool's limit counts them: runs of non-space characters."""
+    return len(text.split())
+
+
 def validate_text(text: Any, max_words: int = MAX_WORDS, *, max_chars: int = MAX_TEXT_CHARS) -> str:
     """Return ``text`` unchanged if it is a non-blank string Akool can speak, else raise."""
     field = "input_text"
@@ -86,7 +89,7 @@ def validate_text(text: Any, max_words: int = MAX_WORDS, *, max_chars: int = MAX
             f"must not contain control characters or lone surrogates, "
             f"found U+{ord(bad.group()):04X} at index {bad.start()}",
         )
-    words = len(text_s.split())
+    words = count_words(text_s)
     if words > max_words:
         raise ValidationError(field, f"must be at most {max_words} words, got {words}")
     return text_s
@@ -120,25 +123,6 @@ def validate_voice_id(voice_id: Any) -> str:
     return vid
 
 
-def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        if _NUMERIC_HOST.fullmatch(host) is None:
-            return None
-        try:  # a shorthand IPv4 form the resolver would accept
-            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
-        except OSError:
-            return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def _normal_host(host: str) -> str:
-    return host.strip("[]").rstrip(".").lower()
-
-
 def validate_http_url(field: str, url: Any, *, allow_hosts: Collection[str] = ()) -> str:
     """Return ``url`` unchanged if it is a public http(s) URL or its host is allowed."""
     url_s = _require_str(field, url, "an http(s) URL")
@@ -161,15 +145,15 @@ def validate_http_url(field: str, url: Any, *, allow_hosts: Collection[str] = ()
         raise ValidationError(field, f"must be an http or https URL, got {_show(url_s)}")
     if "@" in parts.netloc:
         raise ValidationError(field, "must not contain user:password@ credentials")
-    if not host or not _normal_host(host):
+    if not host or not normal_host(host):
         raise ValidationError(field, f"must have a host, got {_show(url_s)}")
-    host = _normal_host(host)
-    if host in {_normal_host(h) for h in allow_hosts}:
+    host = normal_host(host)
+    if host in {normal_host(h) for h in allow_hosts}:
         return url_s
     if host == "localhost" or host.endswith(".localhost"):
         raise ValidationError(field, f"must not point at localhost, got {_show(url_s)}")
-    ip = _literal_ip(host)
-    if ip is not None and (not ip.is_global or ip.is_multicast):
+    ip = literal_ip(host)
+    if ip is not None and not is_public(ip):
         raise ValidationError(
             field,
             f"must not point at a private, loopback, link-local or reserved address, "

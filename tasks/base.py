@@ -1,0 +1,69 @@
+"""What every task of ours shares: :class:`DurableTask`, the common options and ``again``."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import redis
+from celery import Task
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError
+
+from worker import pipeline
+from worker.services import services
+
+
+class DurableTask(Task):
+    """A task whose retry never drops its message, and that runs again after a soft time limit.
+
+    Celery's ``retry`` publishes a new message and, if that publish fails (Redis restarting, a
+    cut connection), rejects the current one *without* requeue: the step, and with it the rest
+    of the chain, is gone. Here the current message is requeued instead; if even that cannot
+    reach Redis, it stays unacked and comes back after the visibility timeout.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Past the soft time limit Celery would record a failure and ack: the rest of the chain
+        # would be gone until the beat sweep finds the job. The step runs again instead, within
+        # the job's error budget.
+        try:
+            return super().__call__(*args, **kwargs)
+        except SoftTimeLimitExceeded:
+            job_id = str(args[0] if args else kwargs.get("job_id") or self.request.id)
+            countdown = pipeline.timed_out(services(), job_id, self.request.retries)
+            if countdown is None:
+                raise
+            raise self.retry(countdown=countdown, max_retries=None) from None
+
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as rejected:
+            if rejected.requeue:
+                raise
+            raise Reject(rejected.reason, requeue=True) from None
+
+
+# Infrastructure hiccups (Redis restarting, a broker reconnect) are retried by Celery itself;
+# everything about Akool is decided by the pipeline. Never a blanket Exception.
+_INFRA = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+
+#: The options of every pipeline task: late acks, durable retries, infrastructure autoretry.
+OPTIONS: dict[str, Any] = {
+    "base": DurableTask,
+    "bind": True,
+    "acks_late": True,
+    "max_retries": None,
+    "autoretry_for": _INFRA,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+}
+
+#: Maintenance tasks give up after a few infrastructure retries: the next run comes anyway.
+MAINTENANCE_OPTIONS: dict[str, Any] = {**OPTIONS, "max_retries": 5}
+
+
+def again(task: Task, later: pipeline.Later) -> NoReturn:
+    """Run this step again after ``later.countdown`` (the message goes back to Redis)."""
+    raise task.retry(countdown=later.countdown, max_retries=None)

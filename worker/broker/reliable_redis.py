@@ -1,0 +1,263 @@
+"""kombu's Redis transport with a fetch that cannot lose a message, and that survives messages
+that are not kombu envelopes and channels closed after their connection was lost.
+
+Reliable fetch. kombu pops a message with BRPOP and only afterwards, in the worker, records it
+in the ``unacked`` hash from which a dead worker's messages are restored. A worker killed in
+between (the reply in flight, in a socket buffer, or read but not yet recorded) loses the
+message with no trace (docs/RELIABILITY.md, "The fetch window"). Redis cannot block
+on several lists and move the element atomically (BRPOPLPUSH and BLMOVE take one source), so
+this channel splits the two jobs of BRPOP:
+
+- fetch: one Lua script pops the first message of the channel's queues *and* records it in
+  kombu's ``unacked`` hash and index, in kombu's format, so kombu's own ack, reject and
+  visibility-timeout restore work on it unchanged. A worker killed after the script ran leaves
+  the message in ``unacked``; it comes back after the visibility timeout like any message of a
+  dead worker.
+- wait: when every queue was empty, ``BLMOVE q q RIGHT RIGHT`` on the channel's first queue
+  (a rotation of a list onto itself: it moves nothing) blocks until that queue has a message
+  or a short timeout passes, then the channel fetches again. A message on the first queue is
+  fetched at once; one on another queue waits at most that timeout while the worker is idle.
+
+It needs Redis >= 6.2 (BLMOVE) and scripting; without them the channel says so once and falls
+back to kombu's BRPOP.
+
+Poison. kombu parses a popped message in the worker's event loop; a body that is not JSON (or
+JSON of the wrong shape) raises out of it and Celery stops the worker with "Unrecoverable
+error": any process able to LPUSH to a queue could stop every worker. Such a message is dropped
+and logged here instead: it is already off the list, and nothing could ever run it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from queue import Empty
+from time import monotonic, time
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.json import loads
+from redis.exceptions import NoScriptError
+
+from worker.lua import source
+
+logger = logging.getLogger(__name__)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# worker/lua/reliable_fetch.lua: pop the first message of the queues and record it unacked.
+FETCH_SCRIPT = source("reliable_fetch")
+FETCH_SHA = hashlib.sha1(FETCH_SCRIPT.encode()).hexdigest()
+
+_FETCH, _WAIT = "fetch", "wait"
+
+
+class QoS(kombu_redis.QoS):
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        prerecorded = self.channel._prerecorded
+        if delivery_tag in prerecorded:
+            # The fetch script already wrote it to the unacked hash and index.
+            prerecorded.discard(delivery_tag)
+            virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
+            return
+        super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
+
+    def _torn_down(self) -> bool:
+        transport = self.channel.connection
+        return transport is None or getattr(transport, "client", None) is None
+
+    def ack(self, delivery_tag: Any) -> None:
+        # A late ack of a message delivered on a channel whose connection was lost: kombu 5.7
+        # raises AttributeError and Celery stops the worker. The message stays unacked and is
+        # redelivered after the visibility timeout; our tasks are idempotent.
+        if self._torn_down():
+            logger.warning("ack after a lost connection skipped; redelivered later")
+            return
+        super().ack(delivery_tag)  # type: ignore[no-untyped-call]
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        if self._torn_down():
+            logger.warning("reject after a lost connection skipped; redelivered later")
+            return
+        super().reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
+
+    def restore_unacked(self, client: Any = None) -> None:
+        if self._torn_down():
+            return
+        # Called when a channel closes. After a lost connection Celery closes the channel of a
+        # connection that is already torn down, and kombu 5.7 raises AttributeError ("'NoneType'
+        # object has no attribute 'hostname'") out of here: Celery then stops the worker with
+        # "Unrecoverable error". A message
+        # not restored here stays in the unacked hash and comes back after the visibility
+        # timeout, which is the normal path for a crashed worker's messages anyway.
+        try:
+            super().restore_unacked(client)  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            logger.warning(
+                "could not restore unacked messages on a lost connection (%s); they come back "
+                "after the visibility timeout",
+                type(exc).__name__,
+            )
+
+
+class Channel(kombu_redis.Channel):
+    QoS = QoS
+
+    #: Seconds an idle channel blocks on its first queue before it looks at all its queues
+    #: again; the longest a message on another queue waits while the worker is idle.
+    fetch_wait_idle = 1.0
+    #: The same while the worker holds messages (a job in flight will publish its next step).
+    fetch_wait_busy = 0.2
+    #: False: kombu's BRPOP, which can lose a message popped by a worker killed before it
+    #: recorded it.
+    reliable_fetch = True
+
+    from_transport_options = (  # type: ignore[assignment]
+        *kombu_redis.Channel.from_transport_options,
+        "fetch_wait_idle",
+        "fetch_wait_busy",
+        "reliable_fetch",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._prerecorded: set[str] = set()
+        self._sent: str | None = None  # what the pending reply answers: _FETCH or _WAIT
+        self._wait_next = False
+        self._script_cached = False
+        self._pause_until = 0.0
+        self._reliable = bool(self.reliable_fetch) and bool(self.ack_emulation)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _brpop_start(self, timeout: Any = None) -> None:
+        if not self._reliable:
+            super()._brpop_start(timeout)  # type: ignore[no-untyped-call]
+            return
+        if monotonic() < self._pause_until:
+            return  # after a Redis error: the hub calls again on a later tick
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        if self._wait_next:
+            key = self._key(self.active_queues[0])
+            wait = self.fetch_wait_busy if self.qos._delivered else self.fetch_wait_idle
+            command: list[Any] = ["BLMOVE", key, key, "RIGHT", "RIGHT", wait]
+            self._sent = _WAIT
+        else:
+            keys = [self._key(self.unacked_key), self._key(self.unacked_index_key)]
+            keys += [
+                self._key(self._q_for_pri(queue, pri))  # type: ignore[no-untyped-call]
+                for pri in self.priority_steps
+                for queue in queues
+            ]
+            script = ["EVALSHA", FETCH_SHA] if self._script_cached else ["EVAL", FETCH_SCRIPT]
+            command = [*script, len(keys), *keys, repr(time())]
+            self._sent = _FETCH
+        connection = self.client.connection
+        self._in_poll = connection
+        self._brpop_sent_at = monotonic()  # type: ignore[assignment]
+        connection.send_command(*command)
+
+    def _key(self, name: str) -> str:
+        return f"{self.global_keyprefix or ''}{name}"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _brpop_read(self, **options: Any) -> bool:
+        if not self._reliable or self._sent is None:
+            return self._read_guarded(super()._brpop_read, **options)
+        sent = self._sent
+        try:
+            try:
+                reply = self.client.parse_response(
+                    self.client.connection, "EVALSHA" if sent == _FETCH else "BLMOVE", **options
+                )
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            except self.ResponseError as exc:
+                self._on_error(sent, exc)
+                raise Empty() from None
+            if sent == _FETCH:
+                self._script_cached = True
+            if sent == _WAIT or not reply:
+                self._wait_next = sent == _FETCH  # fetched nothing: wait; woke up: fetch
+                raise Empty()
+            return self._read_guarded(self._deliver_fetched, reply)
+        finally:
+            self._sent = None
+            self._in_poll = None  # type: ignore[assignment]
+            self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
+
+    def _deliver_fetched(self, reply: list[Any]) -> bool:
+        key = _text(reply[0])[len(self.global_keyprefix or "") :]
+        tag = _text(reply[2]) if len(reply) > 2 else None
+        dest = key.rsplit(self.sep, 1)[0]
+        self._queue_cycle.rotate(dest)
+        try:
+            payload = loads(_text(reply[1]))  # type: ignore[no-untyped-call]
+        except BaseException:
+            if tag is not None:
+                # Recorded but never deliverable: forget it, or the restore sweep would bring
+                # it back after every visibility timeout.
+                self.qos._remove_from_indices(tag).execute()
+            raise
+        if tag is not None:
+            self._prerecorded.add(tag)
+        try:
+            self.connection._deliver(payload, dest)
+        finally:
+            if tag is not None:
+                # Normally QoS.append took it; a message for a queue nobody here consumes is
+                # appended on another channel and requeued by kombu.
+                self._prerecorded.discard(tag)
+        return True
+
+    def _read_guarded(self, read: Any, *args: Any, **options: Any) -> bool:
+        delivered = self.qos._delivered  # tag -> message, kombu's record of unacked messages
+        before = set(delivered)
+        try:
+            return bool(read(*args, **options))
+        except (ValueError, KeyError, TypeError) as exc:
+            # A body of the wrong shape fails after kombu recorded the message as unacked: ack
+            # it, or it would come back after every visibility timeout, forever.
+            for tag in set(delivered) - before:
+                self.qos.ack(tag)
+            # Not the body: a malformed message may hold anything, including secrets.
+            logger.error(
+                "dropped a message from Redis that is not a valid kombu message (%s: %s)",
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+            return True
+
+    def _on_error(self, sent: str, exc: Exception) -> None:
+        text = str(exc)
+        if isinstance(exc, NoScriptError):
+            self._script_cached = False  # Redis restarted or flushed its script cache
+            return
+        if "unknown command" in text.lower() or "scripting" in text.lower():
+            self._reliable = False
+            logger.warning(
+                "Redis refused %s (%s): reliable fetch needs Redis >= 6.2 with scripting; "
+                "falling back to kombu's BRPOP, which can lose a message popped by a worker "
+                "killed before it recorded it",
+                "BLMOVE" if sent == _WAIT else "EVAL",
+                text[:200],
+            )
+            return
+        # Out of memory, a queue key of the wrong type, a busy script: nothing was popped.
+        logger.error(
+            "Redis refused a %s (%s: %s); trying again in 1 s", sent, type(exc).__name__, text[:200]
+        )
+        self._wait_next = False
+        self._pause_until = monotonic() + 1.0
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel

@@ -1,0 +1,33 @@
+"""The Celery app: ``celery -A worker worker|beat|flower``."""
+
+from __future__ import annotations
+
+import sys
+
+from celery import Celery
+from celery.signals import task_received, worker_init
+
+from config.beat import beat_schedule
+from config.celery import celery_config
+from config.settings import SettingsError, get_settings
+from worker.broker.redact import RedactingAMQP, on_task_received
+from worker.maintenance.recurring import beat_entries
+
+app = Celery(
+    "akool_audio",
+    include=["tasks.audio", "tasks.maintenance"],
+    amqp=RedactingAMQP,
+)
+app.conf.update(celery_config(get_settings()))
+app.conf.beat_schedule = {**beat_schedule(get_settings()), **beat_entries(get_settings())}
+task_received.connect(on_task_received, weak=False)
+
+
+@worker_init.connect
+def _check_settings(**_: object) -> None:
+    """A worker without Akool credentials would fail every job: refuse to start instead."""
+    try:
+        get_settings().require_credentials()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,1 @@
+"""``akool-audio``: the command line (``main``) and batch files (``batch``)."""

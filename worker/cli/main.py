@@ -1,0 +1,330 @@
+"""``akool-audio``: the command line. Boring on purpose: parse, call, print, exit with a code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from worker import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+
+
+def _store() -> Any:
+    from worker.services import reachable_job_store
+
+    return reachable_job_store()
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from config.settings import get_settings
+    from worker.services import akool_client, redis_client
+
+    s = get_settings()
+    s.require_credentials()
+    cached = None if args.refresh else _cached_voices()
+    if cached is not None:
+        voices, age = cached
+        print(f"(from the voice cache, refreshed {age:.0f} s ago)", file=sys.stderr)
+        if args.source is not None:
+            voices = [v for v in voices if v.source == args.source]
+        return _show_voices(voices, args.json)
+    client = akool_client(s, redis_client(s.redis_url), get_retries=2)
+    return _show_voices(client.list_voices(args.source), args.json)
+
+
+def _cached_voices() -> tuple[list[Any], float] | None:
+    """The voice list from Redis when beat keeps it fresh; None without Redis or a fresh cache."""
+    import redis
+
+    from config.settings import get_settings
+    from worker.akool.models import parse_voices
+    from worker.fleet.voicecache import VoiceCache
+    from worker.services import redis_client
+
+    s = get_settings()
+    try:
+        cached = VoiceCache(redis_client(s.redis_url), s).load() if s.voice_cache_ttl > 0 else None
+    except redis.RedisError:
+        return None
+    if cached is None:
+        return None
+    return parse_voices(cached.voices, endpoint="voice cache"), cached.age
+
+
+def _show_voices(voices: list[Any], as_json: bool) -> int:
+    if as_json:
+        _print([dict(v.raw) for v in voices])
+    else:
+        for v in voices:
+            print(f"{v.voice_id:24} {v.source}  {v.name:16} {v.gender or '':8} {v.accent or ''}")
+    return EXIT_OK
+
+
+def _enqueue(task: str, kwargs: dict[str, Any], wait: bool, timeout: float) -> int:
+    from worker.celery import app
+
+    jobs = _store()
+    result = app.send_task(task, kwargs={k: v for k, v in kwargs.items() if v is not None})
+    job_id = kwargs.get("job_id") or result.id
+    print(job_id)
+    if not wait:
+        return EXIT_OK
+    return _wait(jobs, job_id, timeout)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    return _enqueue(
+        "audio.create",
+        {
+            "input_text": args.text,
+            "voice_id": args.voice_id,
+            "rate": args.rate,
+            "job_id": args.job_id,
+            "notify_url": args.notify_url,
+        },
+        args.wait,
+        args.timeout,
+    )
+
+
+def cmd_clone(args: argparse.Namespace) -> int:
+    return _enqueue(
+        "audio.clone",
+        {
+            "input_text": args.text,
+            "voice_url": args.voice_url,
+            "voice_id": args.voice_id,
+            "rate": args.rate,
+            "job_id": args.job_id,
+            "notify_url": args.notify_url,
+        },
+        args.wait,
+        args.timeout,
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    job = _store().find(args.job_id)
+    if job is None:
+        print(f"no job {args.job_id!r}", file=sys.stderr)
+        return EXIT_FAILED
+    _print(
+        {
+            **job.summary(),
+            "akool_status": job.akool_status,
+            "polls": job.polls,
+            "submit_attempts": job.submit_attempts,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "completed_at": job.completed_at,
+        }
+    )
+    return EXIT_OK
+
+
+def _wait(jobs: Any, job_id: str, timeout: float) -> int:
+    """Wait for a final state, printing each change of state, Akool status or poll count."""
+    start = time.monotonic()
+    seen: tuple[Any, ...] = ()
+    while True:
+        job = jobs.find(job_id)
+        if job is not None:
+            now = (job.state.value, job.akool_status, job.polls)
+            if now != seen:
+                seen = now
+                print(
+                    f"{time.monotonic() - start:6.1f}s  {job.state.value:11} akool status "
+                    f"{job.akool_status or '-'}  polls {job.polls}",
+                    file=sys.stderr,
+                )
+            if job.state.is_final:
+                _print(job.summary())
+                return EXIT_OK if job.state.value == "succeeded" else EXIT_FAILED
+        if time.monotonic() - start > timeout:
+            print(f"timed out after {timeout:g} s waiting for {job_id}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        time.sleep(0.25)  # ok-sleep: the CLI process, not a worker slot
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    return _wait(_store(), args.job_id, args.timeout)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from worker.celery import app
+    from worker.cli import batch
+
+    try:
+        items = batch.load(Path(args.file))
+    except (OSError, batch.BatchFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    outcome = batch.run(
+        lambda name, kw: app.send_task(name, kwargs=kw), _store(), items, timeout=args.timeout
+    )
+    print(batch.table(outcome.records))
+    print(
+        f"\n{len(outcome.records) - len(outcome.failed)} succeeded, {len(outcome.failed)} "
+        f"failed, {outcome.missing} never recorded"
+    )
+    if not outcome.finished:
+        return EXIT_TIMEOUT
+    return EXIT_FAILED if outcome.failed or outcome.missing else EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from sandbox import cli as sandbox_cli
+
+    return int(sandbox_cli.run(args))
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from config.settings import get_settings
+    from worker.web import webhook
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    s = get_settings()
+    app = webhook.WebhookApp.from_settings(s)  # fails here, naming the variable, without keys
+    try:
+        webhook.serve(args.host or s.webhook_host, args.port or s.webhook_port, app)
+    except OSError as exc:
+        print(f"error: cannot listen: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from config.settings import get_settings
+    from worker.maintenance.retention import purge
+
+    s = get_settings()
+    got = purge(_store(), s.audio_dir, s.job_retention_days, s.audio_retention_days)
+    _print(got.counts())
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from worker.devstack import demo
+
+    return demo.run(keep=args.keep, workers=args.concurrency)
+
+
+def _job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", required=True, help="the text to speak (at most 5000 words)")
+    p.add_argument("--rate", default="100%", help='speaking rate, "1%%" to "100%%"')
+    p.add_argument("--job-id", help="idempotency key: the same id never submits twice")
+    p.add_argument("--notify-url", help="POST the final summary here (signed)")
+    p.add_argument("--wait", action="store_true", help="wait for the final summary")
+    p.add_argument("--timeout", type=float, default=900, help="seconds to wait (with --wait)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="akool-audio",
+        description=(
+            "Text to speech through Akool's Audio API on Celery and Redis. Settings come from "
+            "the environment (see README)."
+        ),
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("voices", help="list Akool voices")
+    v.add_argument(
+        "--from",
+        dest="source",
+        type=int,
+        choices=(3, 4),
+        help="3 official, 4 your own; both when omitted",
+    )
+    v.add_argument("--json", action="store_true")
+    v.add_argument(
+        "--refresh", action="store_true", help="ask Akool even when the voice cache is fresh"
+    )
+    v.set_defaults(func=cmd_voices)
+
+    c = sub.add_parser("create", help="enqueue audio.create; prints the job id")
+    c.add_argument("--voice-id", required=True)
+    _job_options(c)
+    c.set_defaults(func=cmd_create)
+
+    k = sub.add_parser("clone", help="enqueue audio.clone; prints the job id")
+    g = k.add_mutually_exclusive_group(required=True)
+    g.add_argument("--voice-url")
+    g.add_argument("--voice-id")
+    _job_options(k)
+    k.set_defaults(func=cmd_clone)
+
+    s = sub.add_parser("status", help="show a job's record")
+    s.add_argument("job_id")
+    s.set_defaults(func=cmd_status)
+
+    w = sub.add_parser("wait", help="wait until a job is final; exit 0 succeeded, 1 failed")
+    w.add_argument("job_id")
+    w.add_argument("--timeout", type=float, default=900)
+    w.set_defaults(func=cmd_wait)
+
+    b = sub.add_parser("batch", help="enqueue every request of a CSV or JSONL file and watch")
+    b.add_argument("file")
+    b.add_argument("--timeout", type=float, default=1800)
+    b.set_defaults(func=cmd_batch)
+
+    sb = sub.add_parser("sandbox", help="run the Akool-compatible sandbox server")
+    from sandbox import cli as sandbox_cli
+
+    sandbox_cli.add_arguments(sb)
+    sb.set_defaults(func=cmd_sandbox)
+
+    wh = sub.add_parser("webhook", help="serve the Akool webhook receiver (/akool/webhook)")
+    wh.add_argument("--host", help="address to bind (WEBHOOK_HOST, default 127.0.0.1)")
+    wh.add_argument("--port", type=int, help="port (WEBHOOK_PORT, default 8000)")
+    wh.set_defaults(func=cmd_webhook)
+
+    pg = sub.add_parser(
+        "purge", help="purge files and records past retention now (beat also does this)"
+    )
+    pg.set_defaults(func=cmd_purge)
+
+    d = sub.add_parser("demo", help="the whole system on a private Redis and the sandbox")
+    d.add_argument("--keep", action="store_true", help="keep the temporary Redis directory")
+    d.add_argument("--concurrency", type=int, default=16, help="worker threads")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from config.settings import SettingsError
+    from worker.akool.errors import AkoolError
+    from worker.services import Unavailable
+
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Unavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except AkoolError as exc:
+        print(f"Akool error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""One rate limit for every call to Akool from every worker: a token bucket in Redis.
+
+The bucket lives in one hash and is updated by one Lua script that reads Redis's own clock
+(``TIME``), so workers on many hosts share the limit without trusting their clocks. A caller
+that finds no token reserves the next free slot and reschedules itself to it; nothing blocks a
+worker slot, and waiting callers do not come back all at once.
+Akool's code 1005 ("too frequent") halves the rate for ``penalty_seconds`` (down to a tenth).
+"""
+
+from __future__ import annotations
+
+import redis
+
+from worker.lua import source
+
+
+class RateLimiter:
+    """A shared token bucket (``worker/lua/ratelimit_*.lua``).
+
+    ``reserve(0)`` answers whether a call may go now; a job that must wait reserves a slot and
+    remembers it with ``hold`` under ``held_prefix``, so it comes back exactly then.
+    """
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        key: str,
+        rate: float,
+        burst: float,
+        penalty_seconds: int = 30,
+        held_prefix: str = "",
+    ) -> None:
+        self._r = r
+        self._penalize = r.register_script(source("ratelimit_penalize"))
+        self._reserve = r.register_script(source("ratelimit_reserve"))
+        self.bucket_key = key
+        self.penalty_key = key + ":penalty"
+        self.held_prefix = held_prefix or key + ":held"
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self.penalty_seconds = penalty_seconds
+
+    def reserve(self, max_wait: float) -> tuple[float, bool]:
+        """Take a token now or a slot in the next ``max_wait`` seconds.
+
+        Returns (wait, reserved): with ``reserved`` the caller may call Akool after ``wait``
+        seconds without asking again; otherwise it should ask again after ``wait``.
+        """
+        wait, reserved = self._reserve(
+            keys=[self.bucket_key, self.penalty_key], args=[self.rate, self.burst, max_wait]
+        )
+        return float(wait), bool(int(reserved))
+
+    def hold(self, holder: str, seconds: float) -> None:
+        """Remember that ``holder`` owns a reserved slot (for at most ``seconds``)."""
+        self._r.set(f"{self.held_prefix}:{holder}", "1", ex=max(1, int(seconds)))
+
+    def take_held(self, holder: str) -> bool:
+        """True, once, when ``holder`` reserved a slot earlier: it may call now."""
+        return bool(self._r.delete(f"{self.held_prefix}:{holder}"))
+
+    def penalize(self) -> float:
+        """Slow the shared rate down after Akool said 1005; returns the new factor."""
+        return float(self._penalize(keys=[self.penalty_key], args=[self.penalty_seconds]))

@@ -1,0 +1,287 @@
+"""Durable job records in Redis: the source of truth for every job.
+
+One hash per job (``{prefix}:job:{job_id}``), an index of active jobs (a ZSET scored by the time
+the next action is due, which the sweeper scans), and a map from Akool's id to our job id (for
+the webhook receiver). Every multi-field change is one Lua script (``worker/lua/job_*.lua``), so
+concurrent workers never see or write half a transition. Nothing outside this package touches
+the Redis client of a ``JobStore``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, cast
+
+import redis
+
+from config.settings import Settings
+from worker.akool.models import AudioStatus
+from worker.jobs.record import (
+    Job,
+    JobConflict,
+    JobNotFound,
+    JobState,
+    request_fingerprint,
+)
+from worker.lua import source
+
+_FINAL = (JobState.SUCCEEDED.value, JobState.FAILED.value)
+
+
+class JobStore:
+    """Reads and atomically updates job records."""
+
+    def __init__(self, r: redis.Redis, settings: Settings) -> None:
+        self._r = r
+        self.s = settings
+        self._create = r.register_script(source("job_create"))
+        self._begin_submit = r.register_script(source("job_begin_submit"))
+        self._submitted = r.register_script(source("job_submitted"))
+        self._fail = r.register_script(source("job_fail"))
+        self._succeed = r.register_script(source("job_succeed"))
+        self._polled = r.register_script(source("job_polled"))
+        self._unlock = r.register_script(source("delete_if_equals"))
+        self._release = r.register_script(source("job_release_submit"))
+
+    # keys
+    def job_key(self, job_id: str) -> str:
+        return self.s.key("job", job_id)
+
+    @property
+    def active_key(self) -> str:
+        return self.s.key("active")
+
+    def akool_key(self, akool_id: str) -> str:
+        return self.s.key("akool", akool_id)
+
+    @property
+    def _retention(self) -> int:
+        return max(1, int(self.s.job_retention_days * 86400))
+
+    # reads
+    def get(self, job_id: str) -> Job:
+        h = cast(dict[str, str], self._r.hgetall(self.job_key(job_id)))
+        if not h:
+            raise JobNotFound(job_id)
+        return Job.from_hash(h)
+
+    def find(self, job_id: str) -> Job | None:
+        try:
+            return self.get(job_id)
+        except JobNotFound:
+            return None
+
+    def job_for_akool_id(self, akool_id: str) -> str | None:
+        value = self._r.get(self.akool_key(akool_id))
+        return str(value) if value else None
+
+    def overdue(self, older_than: float, limit: int = 500) -> list[str]:
+        """Active job ids whose next action was due before ``older_than`` (for the sweeper)."""
+        ids = self._r.zrangebyscore(self.active_key, "-inf", older_than, 0, limit)
+        return [str(i) for i in cast(list[str], ids)]
+
+    def due(self, job_id: str) -> float | None:
+        """When the job's next action is due, or None when it is not in the active index."""
+        score = self._r.zscore(self.active_key, job_id)
+        return None if score is None else float(score)
+
+    def states(self, job_ids: list[str]) -> list[str | None]:
+        """The state of each job (None: no record), in one round trip."""
+        pipe = self._r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.job_key(job_id), "state")
+        return [None if s is None else str(s) for s in pipe.execute()]
+
+    # writes
+    def create(
+        self, job_id: str, kind: str, request: dict[str, Any], task_id: str
+    ) -> tuple[str, str]:
+        """Record a new job; returns (outcome, owner_task_id), outcome 'created' or 'exists'.
+
+        Raises JobConflict when ``job_id`` exists with a different request.
+        """
+        now = time.time()
+        outcome, owner = self._create(
+            keys=[self.job_key(job_id), self.active_key],
+            args=[
+                job_id,
+                kind,
+                json.dumps(request, sort_keys=True),
+                request_fingerprint(kind, request),
+                now,
+                task_id,
+                now + self.s.poll_deadline,
+            ],
+        )
+        if outcome == "conflict":
+            raise JobConflict(
+                f"job_id {job_id!r} already exists with a different request; "
+                "use a new job_id for a new request"
+            )
+        return str(outcome), str(owner)
+
+    def begin_submit(self, job_id: str, lease_seconds: float) -> str:
+        return str(
+            self._begin_submit(keys=[self.job_key(job_id)], args=[time.time(), lease_seconds])
+        )
+
+    def release_submit(self, job_id: str, *, ambiguous: bool) -> None:
+        """End this worker's submit attempt without an Akool id.
+
+        ``ambiguous`` keeps the in-flight mark: Akool may have created the job (a read timeout,
+        a dropped or garbled answer), so the next attempt is counted in ``ambiguous_submits``.
+        """
+        self._release(keys=[self.job_key(job_id)], args=[time.time(), int(ambiguous)])
+
+    def record_submitted(
+        self, job_id: str, akool_id: str, status: AudioStatus, url: str | None, next_due: float
+    ) -> bool:
+        return bool(
+            self._submitted(
+                keys=[self.job_key(job_id), self.active_key, self.akool_key(akool_id)],
+                args=[
+                    job_id,
+                    akool_id,
+                    int(status),
+                    url or "",
+                    time.time(),
+                    next_due,
+                    self._retention,
+                ],
+            )
+        )
+
+    def record_poll(
+        self,
+        job_id: str,
+        akool_status: AudioStatus | None,
+        url: str | None,
+        next_due: float,
+        *,
+        error: bool = False,
+        counted: bool = True,
+        lag: float = 0.0,
+    ) -> JobState | None:
+        """Record one poll (or transient error); status 3 moves the job to downloading."""
+        state = self._polled(
+            keys=[self.job_key(job_id), self.active_key],
+            args=[
+                job_id,
+                time.time(),
+                "" if akool_status is None else int(akool_status),
+                url or "",
+                next_due,
+                int(counted and not error),
+                int(error),
+                round(lag, 3),
+            ],
+        )
+        return None if state == "missing" else JobState(state)
+
+    def count_transient_error(self, job_id: str) -> int:
+        return int(self._r.hincrby(self.job_key(job_id), "transient_errors", 1))
+
+    def set_due(self, job_id: str, due: float) -> None:
+        """Move an active job's due time (never re-adds a job that left the index)."""
+        self._r.zadd(self.active_key, {job_id: due}, xx=True)
+
+    def unindex(self, job_id: str) -> None:
+        self._r.zrem(self.active_key, job_id)
+
+    def count_sweep(self, job_id: str) -> int:
+        return int(self._r.hincrby(self.job_key(job_id), "sweeps", 1))
+
+    def fail(self, job_id: str, code: str, message: str) -> bool:
+        return bool(
+            self._fail(
+                keys=[self.job_key(job_id), self.active_key],
+                args=[job_id, time.time(), code, message[:2000], self._retention],
+            )
+        )
+
+    def succeed(self, job_id: str, file: str, sha256: str, size: int) -> bool:
+        return bool(
+            self._succeed(
+                keys=[self.job_key(job_id), self.active_key],
+                args=[job_id, time.time(), file, sha256, size, self._retention],
+            )
+        )
+
+    def claim_finish(self, job_id: str) -> bool:
+        """True for exactly one caller per job: the one that publishes and notifies.
+
+        A final job stays in the active index until this claim, so a job whose finish step
+        was lost is found and finished by the sweeper.
+        """
+        with self._r.pipeline() as pipe:
+            pipe.hsetnx(self.job_key(job_id), "finished_at", time.time())
+            pipe.zrem(self.active_key, job_id)
+            first, _ = pipe.execute()
+        return bool(first)
+
+    def publish(self, summary: dict[str, Any]) -> int:
+        """Publish a final summary on ``EVENTS_CHANNEL``; returns the number of subscribers."""
+        message = json.dumps(summary, separators=(",", ":"))
+        return int(self._r.publish(self.s.events_channel, message))
+
+    def first_callback(self, akool_id: str, status: int, job_id: str, ttl: int) -> bool:
+        """True the first time Akool calls back with ``status`` for ``akool_id``."""
+        key = self.s.key("webhook", "seen", f"{akool_id}:{status}")
+        return bool(self._r.set(key, job_id, nx=True, ex=ttl))
+
+    def forget_callback(self, akool_id: str, status: int) -> None:
+        """Let the next callback for ``(akool_id, status)`` count as the first again."""
+        self._r.delete(self.s.key("webhook", "seen", f"{akool_id}:{status}"))
+
+    def lock_notify(self, job_id: str, ttl: float) -> str | None:
+        """A short lease on delivering this job's notifications; None if someone holds it."""
+        token = uuid.uuid4().hex
+        key = self.s.key("notify-lock", job_id)
+        return token if self._r.set(key, token, nx=True, px=int(ttl * 1000)) else None
+
+    def unlock_notify(self, job_id: str, token: str) -> None:
+        self._unlock(keys=[self.s.key("notify-lock", job_id)], args=[token])
+
+    def set_fields(self, job_id: str, **values: str | int | float) -> None:
+        """Set plain fields (notification progress) and ``updated_at``."""
+        mapping: dict[str, Any] = dict(values, updated_at=time.time())
+        self._r.hset(self.job_key(job_id), mapping=cast(Any, mapping))
+
+    # retention
+    def purge_records(self, older_than: float) -> Iterator[str]:
+        """Delete final records completed before ``older_than`` that carry no TTL (final records
+        normally get an EXPIRE when they end; this catches records restored without it); yields
+        each deleted job id."""
+        for key in self._r.scan_iter(match=self.job_key("*"), count=500):
+            if self._r.ttl(key) != -1:  # has a TTL (or vanished): Redis will expire it
+                continue
+            fields = ["state", "completed_at"]
+            state, completed = cast(list[str | None], self._r.hmget(key, fields))
+            if state in _FINAL and completed and float(completed) < older_than:
+                self._r.delete(key)
+                yield str(key).rsplit(":", 1)[1]
+
+    def prune_index(self, chunk: int = 500) -> tuple[list[str], set[str]]:
+        """Drop ids of vanished or finished records from the active index: (dropped, live).
+
+        A final job that no finisher has claimed yet stays: the sweeper still has to finish it.
+        """
+        dropped: list[str] = []
+        live: set[str] = set()
+        ids = [str(i) for i in cast(list[str], self._r.zrange(self.active_key, 0, -1))]
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            with self._r.pipeline(transaction=False) as pipe:
+                for job_id in part:
+                    pipe.hmget(self.job_key(job_id), ["state", "finished_at"])
+                rows = pipe.execute()
+            for job_id, (state, finished) in zip(part, rows, strict=True):
+                if state is None or (state in _FINAL and finished):
+                    self._r.zrem(self.active_key, job_id)
+                    dropped.append(job_id)
+                else:
+                    live.add(job_id)
+        return dropped, live

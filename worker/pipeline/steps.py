@@ -1,0 +1,315 @@
+"""The job's steps as plain functions, free of Celery: accept, submit, poll, fetch, finish.
+Each returns ``None`` to go on or :class:`~worker.pipeline.schedule.Later` to be called again
+after a countdown; the tasks in ``tasks/`` only map that onto Celery. Every step is idempotent
+against the job record, so a redelivered message does no harm."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, assert_never
+
+from worker.akool import AudioJob, AudioStatus
+from worker.akool import errors as akool_errors
+from worker.egress.download import DownloadError, download
+from worker.fleet.voicecache import check_voice
+from worker.jobs import ErrorCode, Job, JobState, NotifyState
+from worker.jobs.request import (
+    AudioRequest,
+    InvalidRequest,
+    from_record,
+    parse_job_id,
+    parse_request,
+)
+from worker.pipeline.schedule import (
+    Later,
+    error_delay,
+    first_poll_delay,
+    learn,
+    next_poll_delay,
+    wait_for_token,
+)
+from worker.services import Services
+
+# The public code of an Akool failure that carries no API code of its own.
+_AKOOL_CODES: dict[type[akool_errors.AkoolError], ErrorCode] = {
+    akool_errors.ConnectTimeout: ErrorCode.CONNECT_TIMEOUT,
+    akool_errors.ConnectionFailed: ErrorCode.CONNECTION_FAILED,
+    akool_errors.ReadTimeout: ErrorCode.READ_TIMEOUT,
+    akool_errors.TransportError: ErrorCode.TRANSPORT_ERROR,
+    akool_errors.HTTPStatusError: ErrorCode.HTTP_STATUS,
+    akool_errors.BadResponse: ErrorCode.BAD_RESPONSE,
+    akool_errors.ConfigurationError: ErrorCode.CONFIGURATION,
+    akool_errors.ValidationError: ErrorCode.VALIDATION,
+}
+
+
+def error_code(exc: akool_errors.AkoolError) -> str:
+    """Akool's own code for an API error (``"1003"``), else ours for the kind of failure."""
+    if exc.code is not None:
+        return str(exc.code)
+    for cls in type(exc).__mro__:
+        if cls in _AKOOL_CODES:
+            return _AKOOL_CODES[cls]
+    return ErrorCode.TRANSPORT_ERROR
+
+
+def _failed_status(akool_id: str) -> str:
+    return f"Akool reported status 4 (failed) for audio {akool_id}"
+
+
+# --- accept -------------------------------------------------------------------------------
+
+
+def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tuple[str, bool]:
+    """Validate and record the job; returns (job_id, this task owns the job).
+
+    Without a caller-given ``job_id`` the entry task's id is used, so a redelivered entry
+    message finds its own record instead of creating (and submitting) a second job.
+    """
+    request = parse_request(kind, kwargs, svc.settings)
+    job_id = parse_job_id(kwargs.get("job_id"))
+    if job_id is None:
+        try:
+            job_id = parse_job_id(task_id)
+        except InvalidRequest:
+            raise InvalidRequest(
+                "job_id", f"is required: the task id {task_id[:60]!r} cannot name a file"
+            ) from None
+        assert job_id is not None
+    if request.voice_id and svc.jobs.find(job_id) is None:
+        # Only for a new job (the cache may change before a retry of this same task), and only
+        # when the voice cache is fresh: otherwise Akool remains the judge.
+        problem = check_voice(svc.voices, svc.akool, svc.limiter, request.voice_id)
+        if problem:
+            raise InvalidRequest("voice_id", problem)
+    _, owner = svc.jobs.create(job_id, kind, request.to_record(), task_id)
+    return job_id, owner == task_id
+
+
+# --- submit -------------------------------------------------------------------------------
+
+
+def _send(svc: Services, req: AudioRequest) -> AudioJob:
+    webhook = None
+    if svc.settings.public_base_url:
+        webhook = svc.settings.public_base_url.rstrip("/") + "/akool/webhook"
+    if req.kind == "create":
+        assert req.voice_id is not None
+        return svc.akool.create_audio(req.input_text, req.voice_id, req.rate, webhook)
+    return svc.akool.clone_audio(
+        req.input_text,
+        voice_url=req.voice_url,
+        voice_id=req.voice_id,
+        rate=req.rate,
+        webhook_url=webhook,
+    )
+
+
+# Errors after which Akool may have created the job even though we saw no answer: only a
+# failure to connect, or a definite API error code, proves that nothing was created.
+_AMBIGUOUS = (
+    akool_errors.ReadTimeout,
+    akool_errors.ConnectionFailed,
+    akool_errors.BadResponse,
+    akool_errors.HTTPStatusError,
+)
+
+
+def submit(svc: Services, job_id: str) -> Later | None:
+    job = svc.jobs.get(job_id)
+    if job.state.is_final or job.akool_id:
+        return None
+    later = wait_for_token(svc, job_id)
+    if later is not None:
+        return later
+    s = svc.settings
+    begun = svc.jobs.begin_submit(job_id, s.akool_connect_timeout + s.akool_read_timeout + 30)
+    if begun in ("submitted", "final", "missing"):
+        return None
+    if begun == "busy":
+        return Later(5.0, "another worker is submitting this job")
+    try:
+        record = _send(svc, from_record(job.request))
+    except akool_errors.AkoolError as exc:
+        return _submit_failed(svc, job, exc)
+    first_due = time.time() + first_poll_delay(svc, job)
+    recorded = svc.jobs.record_submitted(job_id, record.id, record.status, record.url, first_due)
+    if recorded and record.status is AudioStatus.COMPLETED and record.url:
+        # Done at create: straight to the download, no poll needed.
+        svc.jobs.record_poll(job_id, AudioStatus.COMPLETED, record.url, time.time(), counted=False)
+    elif record.status is AudioStatus.FAILED:
+        svc.jobs.fail(job_id, ErrorCode.AKOOL_FAILED, _failed_status(record.id))
+    return None
+
+
+def _submit_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later | None:
+    if isinstance(exc, akool_errors.RateLimited):
+        svc.limiter.penalize()
+    svc.jobs.release_submit(job.job_id, ambiguous=isinstance(exc, _AMBIGUOUS))
+    attempts = job.submit_attempts + 1
+    if exc.retryable and attempts <= svc.settings.transient_error_budget:
+        delay = error_delay(svc, attempts, exc)
+        svc.jobs.set_due(job.job_id, time.time() + delay)
+        return Later(delay, f"submit failed ({error_code(exc)}), retrying")
+    reason = str(exc) if not exc.retryable else f"gave up after {attempts} attempts: {exc}"
+    svc.jobs.fail(job.job_id, error_code(exc), reason)
+    return None
+
+
+# --- poll ---------------------------------------------------------------------------------
+
+
+def poll(svc: Services, job_id: str) -> Later | None:
+    job = svc.jobs.get(job_id)
+    if job.state in (JobState.DOWNLOADING, JobState.SUCCEEDED, JobState.FAILED):
+        return None
+    if job.akool_id is None:
+        raise RuntimeError(f"job {job_id} is polled before it was submitted")
+    now = time.time()
+    if job.akool_status is AudioStatus.COMPLETED and job.audio_url:  # done at create
+        svc.jobs.record_poll(job_id, AudioStatus.COMPLETED, job.audio_url, now, counted=False)
+        return None
+    later = wait_for_token(svc, job_id)
+    if later is not None:
+        return later
+    try:
+        record = svc.akool.get_audio(job.akool_id)
+    except akool_errors.AkoolError as exc:
+        return _poll_failed(svc, job, exc)
+    status = record.status
+    match status:
+        case AudioStatus.COMPLETED:
+            if not record.url:
+                missing = akool_errors.BadResponse("status 3 without a url", endpoint="detail")
+                return _poll_failed(svc, job, missing)
+            svc.jobs.record_poll(job_id, status, record.url, now, lag=now - (job.due_at or now))
+            learn(svc, job, time.time())
+            return None
+        case AudioStatus.FAILED:
+            svc.jobs.record_poll(job_id, status, None, now)
+            svc.jobs.fail(job_id, ErrorCode.AKOOL_FAILED, _failed_status(job.akool_id))
+            return None
+        case AudioStatus.QUEUEING | AudioStatus.PROCESSING:
+            return _not_done(svc, job, status, now)
+        case _:
+            assert_never(status)
+
+
+def _not_done(svc: Services, job: Job, status: AudioStatus, now: float) -> Later | None:
+    if job.deadline_at is not None and now >= job.deadline_at:
+        # The last look is taken at the deadline: a job that finished just before is kept.
+        svc.jobs.record_poll(job.job_id, status, None, now)
+        svc.jobs.fail(
+            job.job_id,
+            ErrorCode.DEADLINE,
+            f"Akool did not finish the audio within the {svc.settings.poll_deadline:g} s "
+            f"deadline (last status {int(status)}, {job.polls + 1} polls)",
+        )
+        return None
+    delay = next_poll_delay(svc, job, now)
+    if job.deadline_at is not None:
+        delay = max(0.5, min(delay, job.deadline_at - now))
+    lag = now - (job.due_at or now)
+    svc.jobs.record_poll(job.job_id, status, None, now + delay, lag=lag)
+    return Later(delay, f"Akool status {int(status)}")
+
+
+def _poll_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later | None:
+    if isinstance(exc, akool_errors.RateLimited):
+        svc.limiter.penalize()
+    if not exc.retryable:
+        svc.jobs.fail(job.job_id, error_code(exc), str(exc))
+        return None
+    errors = job.transient_errors + 1
+    if errors > svc.settings.transient_error_budget:
+        svc.jobs.fail(
+            job.job_id,
+            error_code(exc),
+            f"gave up after {errors} transient errors while polling: {exc}",
+        )
+        return None
+    delay = error_delay(svc, errors, exc)
+    svc.jobs.record_poll(job.job_id, None, None, time.time() + delay, error=True)
+    return Later(delay, f"poll failed ({error_code(exc)}), retrying")
+
+
+# --- download -----------------------------------------------------------------------------
+
+
+def fetch(svc: Services, job_id: str) -> Later | None:
+    job = svc.jobs.get(job_id)
+    if job.state.is_final:
+        return None
+    if job.state is not JobState.DOWNLOADING or not job.audio_url:
+        raise RuntimeError(f"job {job_id} is in state {job.state}, not ready to download")
+    s = svc.settings
+    try:
+        got = download(
+            svc.http,
+            job.audio_url,
+            s.audio_dir,
+            job_id,
+            max_bytes=s.download_max_bytes,
+            timeout=s.download_timeout,
+            allow_hosts=s.allow_private_hosts,
+            total_timeout=max(30.0, s.task_time_limit - 30.0),
+        )
+    except DownloadError as exc:
+        errors = svc.jobs.count_transient_error(job_id)
+        if exc.retryable and errors <= s.transient_error_budget:
+            return Later(error_delay(svc, errors), f"download failed ({exc}), retrying")
+        svc.jobs.fail(job_id, exc.code, str(exc))
+        return None
+    svc.jobs.succeed(job_id, str(got.path.resolve()), got.sha256, got.bytes)
+    return None
+
+
+def timed_out(svc: Services, job_id: str, retries: int) -> float | None:
+    """A step ran past Celery's soft time limit (Redis or Akool stalled, a slow disk). Every step
+    is idempotent against the job record, so it runs again after a backoff, counted against the
+    job's transient error budget; beyond the budget the job fails with ``time_limit``. An entry
+    task that timed out before its record existed counts its own retries instead. Returns the
+    countdown, or None to give up."""
+    s = svc.settings
+    if svc.jobs.find(job_id) is None:
+        return error_delay(svc, retries + 1) if retries < s.transient_error_budget else None
+    errors = svc.jobs.count_transient_error(job_id)
+    if errors <= s.transient_error_budget:
+        return error_delay(svc, errors)
+    svc.jobs.fail(
+        job_id,
+        ErrorCode.TIME_LIMIT,
+        f"a step ran past TASK_TIME_LIMIT ({s.task_time_limit} s) {errors} times",
+    )
+    return None
+
+
+# --- finish -------------------------------------------------------------------------------
+
+
+URL_DONE = (NotifyState.DELIVERED, NotifyState.UNDELIVERABLE)
+
+
+def notifications_owed(job: Job) -> bool:
+    """Whether ``notify_task`` or ``notify_url`` still has to be told about this job."""
+    request = from_record(job.request)
+    task_owed = bool(request.notify_task) and job.notify_task_state is not NotifyState.SENT
+    url_owed = bool(request.notify_url) and job.notify_state not in URL_DONE
+    return task_owed or url_owed
+
+
+def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], bool]:
+    """The final summary, and whether notifications are still owed to the caller.
+
+    The summary is published on the events channel once (the first finisher claims it). The
+    notifications themselves go through :func:`~worker.pipeline.deliver.deliver`, which is
+    idempotent, so every finisher may enqueue it: a finisher that crashes after its claim still
+    leaves one behind.
+    """
+    job = svc.jobs.get(job_id)
+    if not job.state.is_final:
+        raise RuntimeError(f"job {job_id} is not final ({job.state})")
+    summary = job.summary()
+    if svc.jobs.claim_finish(job_id):
+        svc.jobs.publish(summary)
+    return summary, notifications_owed(job)

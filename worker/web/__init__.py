@@ -1,0 +1,1 @@
+"""What the system serves over HTTP: today the Akool webhook receiver (``webhook``)."""
