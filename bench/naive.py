@@ -8,7 +8,7 @@ import time
 
 from celery import Celery
 
-from config.celery import celery_config
+from config.celeryconfig import celery_config
 from config.settings import get_settings
 from worker.egress.download import download
 from worker.services import services

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from config.celery import celery_config
+from config.celeryconfig import celery_config
 from config.settings import get_settings
 
 app = Celery("bench_noop")

@@ -1,6 +1,6 @@
 """Beat schedules (RedBeat): the maintenance entries, each interval a setting.
 
-``celery -A worker beat`` uses ``redbeat.RedBeatScheduler`` (config/celery.py): the schedule
+``celery -A worker beat`` uses ``redbeat.RedBeatScheduler`` (config/celeryconfig.py): the schedule
 lives in Redis and a lock makes any second beat a standby, so no entry fires twice. Recurring
 jobs from ``RECURRING_JOBS_FILE`` are added by :mod:`worker.maintenance.recurring`.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from celery.schedules import schedule
 
-from config.celery import QUEUE_AUDIO
+from config.celeryconfig import QUEUE_AUDIO
 from config.settings import Settings
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Task
 
-from config.celery import QUEUE_NOTIFY
+from config.celeryconfig import QUEUE_NOTIFY
 from tasks.base import OPTIONS, again
 from tasks.chains import rest_of
 from worker import pipeline

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import chain
 from celery.canvas import Signature
 
-from config.celery import QUEUE_POLL
+from config.celeryconfig import QUEUE_POLL
 from worker.celery import app
 from worker.jobs import Job, JobState
 

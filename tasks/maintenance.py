@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Task
 
-from config.celery import QUEUE_AUDIO
+from config.celeryconfig import QUEUE_AUDIO
 from tasks.base import MAINTENANCE_OPTIONS, again
 from tasks.chains import continuation
 from worker import pipeline

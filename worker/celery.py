@@ -8,7 +8,7 @@ from celery import Celery
 from celery.signals import task_received, worker_init
 
 from config.beat import beat_schedule
-from config.celery import celery_config
+from config.celeryconfig import celery_config
 from config.settings import SettingsError, get_settings
 from worker.broker.redact import RedactingAMQP, on_task_received
 from worker.maintenance.recurring import beat_entries

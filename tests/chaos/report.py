@@ -254,7 +254,7 @@ other six rows are from the full run.
    a NAT or load balancer forgot them, a failover moved the address) waited forever: kombu's
    connections and Celery's result backend had no socket timeout (the backend's default is
    120 s), so a synchronous ack or publish never returned and the worker never reconnected
-   (probe jobs: 0 of 5 done in 120 s). `config/celery.py` now sets a 20 s socket timeout, a
+   (probe jobs: 0 of 5 done in 120 s). `config/celeryconfig.py` now sets a 20 s socket timeout, a
    5 s connect timeout and TCP keepalive on both; the worker reconnects by itself. A publish
    of a chain's next step that times out is recorded by Celery as a failure outside the task
    body, so that job's next step is lost and beat's sweep resumes it: the scenario runs beat

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config.celery import celery_config
+from config.celeryconfig import celery_config
 from config.settings import Settings, SettingsError
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -30,7 +30,7 @@ from celery.schedules import crontab
 from celery.signals import before_task_publish
 
 from config.beat import every
-from config.celery import QUEUE_AUDIO
+from config.celeryconfig import QUEUE_AUDIO
 from config.settings import Settings, SettingsError
 from worker.jobs.request import InvalidRequest, parse_job_id, parse_request
 
