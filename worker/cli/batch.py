@@ -9,13 +9,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from worker.jobs import Job, JobStore
 
@@ -87,13 +92,21 @@ def counts(jobs: JobStore, job_ids: list[str]) -> Counter[str]:
     return Counter(state or "queued" for state in jobs.states(job_ids))
 
 
-def progress_line(c: Counter[str], total: int, elapsed: float, width: int = 30) -> str:
-    done = c["succeeded"] + c["failed"]
-    filled = int(width * done / total) if total else width
-    parts = [f"{s} {c[s]}" for s in ("queued", *STATES) if c[s]]
-    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:5.1f}s  " + "  ".join(
-        parts
-    )
+# Each state has a colour and always its word: the colour is never the only signal.
+STYLES = {
+    "queued": "dim",
+    "accepted": "cyan",
+    "submitting": "cyan",
+    "submitted": "blue",
+    "downloading": "magenta",
+    "succeeded": "green",
+    "failed": "bold red",
+}
+
+
+def states_text(c: Counter[str]) -> str:
+    """``queued 2  submitted 5  succeeded 3`` in rich markup, states in pipeline order."""
+    return "  ".join(f"[{STYLES[s]}]{s} {c[s]}[/]" for s in ("queued", *STATES) if c[s])
 
 
 def watch(
@@ -101,33 +114,39 @@ def watch(
     job_ids: list[str],
     *,
     timeout: float,
-    out: TextIO = sys.stderr,
+    console: Console | None = None,
     interval: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:
-    """Show progress until every job is final; False on timeout."""
+    """Show progress until every job is final; False on timeout.
+
+    On a terminal a live bar; elsewhere (a log, a pipe) one line per change of the counts.
+    """
+    console = console or Console(stderr=True)
+    total = len(job_ids)
+    columns = (
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[states]}"),
+    )
     start = clock()
-    tty = out.isatty()
     last = ""
-    while True:
-        c = counts(jobs, job_ids)
-        line = progress_line(c, len(job_ids), clock() - start)
-        finished = c["succeeded"] + c["failed"] == len(job_ids)
-        if tty:
-            out.write("\r" + line.ljust(len(last)))
-        elif line.split("  ", 1)[-1] != last.split("  ", 1)[-1] or finished:
-            out.write(line + "\n")
-        out.flush()
-        last = line
-        if finished:
-            break
-        if clock() - start > timeout:
-            out.write("\n" if tty else "")
-            return False
-        time.sleep(interval)  # ok-sleep: the CLI process, not a worker slot
-    if tty:
-        out.write("\n")
-    return True
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("jobs", total=total, states="")
+        while True:
+            c = counts(jobs, job_ids)
+            done = c["succeeded"] + c["failed"]
+            states = states_text(c)
+            progress.update(bar, completed=done, states=states)
+            if not console.is_terminal and states != last:
+                console.print(f"{done}/{total} {clock() - start:5.1f}s  {states}")
+            last = states
+            if done == total:
+                return True
+            if clock() - start > timeout:
+                return False
+            time.sleep(interval)  # ok-sleep: the CLI process, not a worker slot
 
 
 @dataclass(frozen=True)
@@ -147,24 +166,33 @@ def run(
     items: list[BatchItem],
     *,
     timeout: float,
-    out: TextIO = sys.stderr,
+    console: Console | None = None,
 ) -> BatchOutcome:
     """Enqueue every item with ``send(task_name, kwargs)``, watch them, collect the records."""
     for item in items:
         send(item.task, item.kwargs)
     ids = [item.kwargs["job_id"] for item in items]
-    out.write(f"enqueued {len(ids)} jobs\n")
-    finished = watch(jobs, ids, timeout=timeout, out=out)
+    console = console or Console(stderr=True)
+    console.print(f"enqueued {len(ids)} jobs")
+    finished = watch(jobs, ids, timeout=timeout, console=console)
     records = [j for j in (jobs.find(i) for i in ids) if j is not None]
     return BatchOutcome(records, len(ids) - len(records), finished)
 
 
-def table(jobs: list[Job]) -> str:
-    rows = [("job_id", "state", "bytes", "file / error")]
+def table(jobs: list[Job]) -> Table:
+    """One row per job: its id, state (coloured, and in words), size and file or error."""
+    out = Table("job_id", "state", "bytes", "file / error", box=box.SIMPLE_HEAD)
     for j in jobs:
         detail = j.file or (f"{j.error_code}: {j.error_message}" if j.error_code else "")
-        rows.append((j.job_id, j.state.value, str(j.bytes or ""), detail))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
-    lines.insert(1, "-" * min(120, max(len(x) for x in lines)))
-    return "\n".join(lines)
+        state = f"[{STYLES.get(j.state.value, '')}]{j.state.value}[/]"
+        out.add_row(escape(j.job_id), state, str(j.bytes or ""), escape(detail))
+    return out
+
+
+def show(jobs: list[Job], console: Console | None = None) -> None:
+    """Print :func:`table`; off a terminal wide enough that no path is cut or folded."""
+    console = console or Console()
+    if not console.is_terminal:
+        longest = max((len(j.file or j.error_message or "") for j in jobs), default=0)
+        console.width = max(console.width, longest + 80)
+    console.print(table(jobs))

@@ -173,7 +173,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     outcome = batch.run(
         lambda name, kw: app.send_task(name, kwargs=kw), _store(), items, timeout=args.timeout
     )
-    print(batch.table(outcome.records))
+    batch.show(outcome.records)
     print(
         f"\n{len(outcome.records) - len(outcome.failed)} succeeded, {len(outcome.failed)} "
         f"failed, {outcome.missing} never recorded"
