@@ -71,47 +71,35 @@ def _show_voices(voices: list[Any], as_json: bool) -> int:
     return EXIT_OK
 
 
-def _enqueue(task: str, kwargs: dict[str, Any], wait: bool, timeout: float) -> int:
+def _enqueue(kind: str, args: argparse.Namespace) -> int:
+    """Send ``audio.<kind>`` with the options given on the command line; print the job id."""
     from worker.celery import app
 
     jobs = _store()
-    result = app.send_task(task, kwargs={k: v for k, v in kwargs.items() if v is not None})
-    job_id = kwargs.get("job_id") or result.id
+    kwargs = {
+        "input_text": args.text,
+        "voice_id": args.voice_id,
+        "voice_url": getattr(args, "voice_url", None),
+        "rate": args.rate,
+        "job_id": args.job_id,
+        "notify_url": args.notify_url,
+    }
+    result = app.send_task(
+        f"audio.{kind}", kwargs={k: v for k, v in kwargs.items() if v is not None}
+    )
+    job_id = args.job_id or result.id
     print(job_id)
-    if not wait:
+    if not args.wait:
         return EXIT_OK
-    return _wait(jobs, job_id, timeout)
+    return _wait(jobs, job_id, args.timeout)
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    return _enqueue(
-        "audio.create",
-        {
-            "input_text": args.text,
-            "voice_id": args.voice_id,
-            "rate": args.rate,
-            "job_id": args.job_id,
-            "notify_url": args.notify_url,
-        },
-        args.wait,
-        args.timeout,
-    )
+    return _enqueue("create", args)
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    return _enqueue(
-        "audio.clone",
-        {
-            "input_text": args.text,
-            "voice_url": args.voice_url,
-            "voice_id": args.voice_id,
-            "rate": args.rate,
-            "job_id": args.job_id,
-            "notify_url": args.notify_url,
-        },
-        args.wait,
-        args.timeout,
-    )
+    return _enqueue("clone", args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
