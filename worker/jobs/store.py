@@ -229,12 +229,12 @@ class JobStore:
 
     def first_callback(self, akool_id: str, status: int, job_id: str, ttl: int) -> bool:
         """True the first time Akool calls back with ``status`` for ``akool_id``."""
-        key = self.s.key("webhook", "seen", f"{akool_id}:{status}")
+        key = self.s.key("webhook", "seen", f"{akool_id}:{int(status)}")
         return bool(self._r.set(key, job_id, nx=True, ex=ttl))
 
     def forget_callback(self, akool_id: str, status: int) -> None:
         """Let the next callback for ``(akool_id, status)`` count as the first again."""
-        self._r.delete(self.s.key("webhook", "seen", f"{akool_id}:{status}"))
+        self._r.delete(self.s.key("webhook", "seen", f"{akool_id}:{int(status)}"))
 
     def lock_notify(self, job_id: str, ttl: float) -> str | None:
         """A short lease on delivering this job's notifications; None if someone holds it."""

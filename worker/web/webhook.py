@@ -76,20 +76,21 @@ class Receiver:
             payload = open_envelope(doc, self.client_id, self.secret)
         except WebhookError as exc:
             return Answer(401, str(exc))
-        akool_id, status = payload.get("_id"), payload.get("status")
+        akool_id, raw_status = payload.get("_id"), payload.get("status")
         if not isinstance(akool_id, str) or not akool_id or len(akool_id) > 64:
             return Answer(400, "payload has no _id")
-        if isinstance(status, bool) or status not in (1, 2, 3, 4):
+        if isinstance(raw_status, bool) or raw_status not in list(AudioStatus):
             return Answer(400, "payload status is not 1-4")
-        if status in (1, 2):
-            return Answer(200, f"status {status} noted")
+        status = AudioStatus(raw_status)
+        if not status.is_final:
+            return Answer(200, f"status {int(status)} noted")
         job_id = self.jobs.job_for_akool_id(akool_id)
         if job_id is None:
             return Answer(404, "unknown akool id")
         if not self.jobs.first_callback(akool_id, status, job_id, SEEN_TTL):
             return Answer(200, "duplicate")
         try:
-            return self._complete(job_id, akool_id, AudioStatus(status), payload.get("url"))
+            return self._complete(job_id, akool_id, status, payload.get("url"))
         except Exception:
             self.jobs.forget_callback(akool_id, status)  # let Akool's retry try again
             raise
