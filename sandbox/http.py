@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from sandbox import codes, voices
 from sandbox.audio import AudioSpec
+from sandbox.errors import ErrorAnswer
 from sandbox.faults import Decision, FaultRule
-from sandbox.models import AkoolError, SandboxState
+from sandbox.state import SandboxState
 
 log = logging.getLogger("sandbox")
 
@@ -78,10 +79,6 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("sandbox connection error", exc_info=True)
-
-
-class _Answered(Exception):
-    """Raised inside a route once the response has been written."""
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -240,7 +237,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if endpoint not in ("token", "download"):
                 state.authenticate(self.headers.get("Authorization"), self.headers.get("x-api-key"))
             status = handler(endpoint, params, body, decision, file_match)
-        except AkoolError as err:
+        except ErrorAnswer as err:
             status = self._envelope(err.code, err.msg)
         state.record_request(endpoint, status)
 
@@ -269,7 +266,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         try:
             return json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise AkoolError(codes.PARAM_ERROR, "request body must be valid JSON") from exc
+            raise ErrorAnswer(codes.PARAM_ERROR, "request body must be valid JSON") from exc
 
     # -- Akool endpoints (each returns the code or HTTP status it answered) --------------------
 
@@ -281,7 +278,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _ep_voices(self, _e: str, params: dict[str, str], _b: bytes, _d: Decision, _m: Any) -> int:
         source = params.get("from")
         if source is not None and source not in ("3", "4"):
-            raise AkoolError(codes.PARAM_ERROR, f"from must be 3 or 4, got {source!r}")
+            raise ErrorAnswer(codes.PARAM_ERROR, f"from must be 3 or 4, got {source!r}")
         data = voices.listing(self.app.url, None if source is None else int(source))
         return self._envelope(codes.OK, "ok", data)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from sandbox.config import SandboxConfig
 from sandbox.http import SandboxHTTPServer
-from sandbox.models import SandboxState
 from sandbox.scheduler import Scheduler
+from sandbox.state import SandboxState
 from sandbox.webhooks import WebhookDispatcher
 
 DEFAULT_CLIENT_SECRET = "sandbox-api-key-0123456789abcdef"

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sandbox.models import Webhook
+from sandbox.lifecycle import Webhook
 from sandbox.scheduler import Scheduler
 from worker.akool.crypto import seal
 

@@ -11,8 +11,10 @@ import pytest
 
 from sandbox import DEFAULT_API_KEY, DEFAULT_CLIENT_ID, OFFICIAL_VOICE_IDS, SandboxConfig
 from sandbox.audio import AudioSpec
+from sandbox.errors import ErrorAnswer
 from sandbox.faults import FaultInjector, FaultRule
-from sandbox.models import AkoolError, SandboxState, Webhook
+from sandbox.lifecycle import Webhook
+from sandbox.state import SandboxState
 
 
 class FakeClock:
@@ -208,7 +210,7 @@ def test_immediate_fail_marker_and_status_4_mark() -> None:
 )
 def test_validation_raises_1003(endpoint: str, changes: dict[str, Any]) -> None:
     state, *_ = make_state()
-    with pytest.raises(AkoolError) as err:
+    with pytest.raises(ErrorAnswer) as err:
         state.create_job(endpoint, {**body(), **changes}, set())
     assert err.value.code == 1003
     assert state.stats()["submissions"] == 0
@@ -219,12 +221,12 @@ def test_tokens_expire_and_revoke() -> None:
     token = state.issue_token({"clientId": DEFAULT_CLIENT_ID, "clientSecret": DEFAULT_API_KEY})
     state.authenticate(f"Bearer {token}", None)
     clock.now += 61
-    with pytest.raises(AkoolError) as err:
+    with pytest.raises(ErrorAnswer) as err:
         state.authenticate(f"Bearer {token}", DEFAULT_API_KEY)
     assert err.value.code == 1101
     token = state.issue_token({"clientId": DEFAULT_CLIENT_ID, "clientSecret": DEFAULT_API_KEY})
     state.configure({"revoke_tokens": True})
-    with pytest.raises(AkoolError):
+    with pytest.raises(ErrorAnswer):
         state.authenticate(f"bearer {token}", None)
 
 
