@@ -6,73 +6,43 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import redis
 import requests
 from celery import Celery
 
 from worker.devstack.localredis import RedisServer
+from worker.devstack.procs import QUIET, CeleryWorker, Proc, worker_env
+from worker.devstack.procs import ROOT as ROOT  # bench's modules run commands from here
 
-ROOT = Path(__file__).resolve().parents[1]
-CELERY = str(Path(sys.executable).with_name("celery"))
-API_KEY = "sandbox-api-key-0123456789abcdef"  # sandbox.DEFAULT_API_KEY, without importing it
-
-
-def worker_env(redis_url: str, sandbox_url: str, audio_dir: Path, **extra: str) -> dict[str, str]:
-    """Production defaults except what a loopback benchmark needs: the sandbox has no rate limit
-    of its own, so ours is set out of the way (a real Akool account caps every figure here)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AKOOL_", "POLL_"))}
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "AKOOL_BASE_URL": sandbox_url,
-            "AKOOL_API_KEY": API_KEY,
-            "AUDIO_DIR": str(audio_dir),
-            "ALLOW_PRIVATE_HOSTS": "127.0.0.1,localhost",
-            "AKOOL_RATE_LIMIT": "100000",
-            "AKOOL_RATE_BURST": "100000",
-            "PYTHONPATH": str(ROOT),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra)
-    return env
+API_KEY = "sandbox-api-key-0123456789abcdef"  # sandbox.DEFAULT_API_KEY, which worker_env sets
+# Production defaults except what a loopback benchmark needs: the sandbox has no rate limit of
+# its own, so ours is set out of the way (a real Akool account caps every figure here).
+BENCH_ENV = {"AKOOL_RATE_LIMIT": "100000", "AKOOL_RATE_BURST": "100000"}
 
 
-class Sandbox:
+class Sandbox(Proc):
     """``python -m sandbox`` in its own process, steered through its admin endpoints."""
 
     def __init__(self, log: Path) -> None:
-        self.log = log
-        self.proc: subprocess.Popen[str] | None = None
+        args = [sys.executable, "-m", "sandbox", "--port", "0"]
+        # The sandbox takes AKOOL_* credentials from its environment: the benchmark's workers
+        # send the default key, so the shell's must not reach it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AKOOL_")}
+        super().__init__(args, env, log, "listening on")
         self.url = ""
         self.http = requests.Session()
 
-    def start(self) -> Sandbox:
-        err = self.log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--port", "0"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            start_new_session=True,
-        )
-        err.close()
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError(f"sandbox did not start: {line!r} {self.log.read_text()[-2000:]}")
-        self.url = line.rsplit(" ", 1)[-1].strip()
+    def start(self, timeout: float = 30.0) -> Self:
+        super().start(timeout)
+        self.url = self.text()[self.offset :].split("listening on", 1)[1].split()[0]
         return self
 
     def _admin(self, path: str, body: Any = None) -> Any:
@@ -93,97 +63,43 @@ class Sandbox:
     def jobs(self) -> list[dict[str, Any]]:
         return list(self._admin("jobs"))
 
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-
-class Worker:
-    """``celery -A APP worker`` in its own process group."""
+class Worker(CeleryWorker):
+    """``celery -A APP worker`` at WARNING, which prints no "ready." line: ready once its
+    control mailbox exists in Redis. ``extra``: more command-line options; ``kwargs``: app,
+    queues, pool as in ``CeleryWorker``."""
 
     def __init__(
         self,
         env: Mapping[str, str],
         log: Path,
         *,
-        app: str = "worker",
-        queues: str = "audio,poll,notify",
-        pool: str = "prefork",
         concurrency: int = 4,
         name: str = "bench",
         extra: tuple[str, ...] = (),
+        **kwargs: Any,
     ) -> None:
-        self.env = dict(env)
-        self.log = log
-        self.args = [
-            CELERY,
-            "-A",
-            app,
-            "worker",
-            "-Q",
-            queues,
-            "-P",
-            pool,
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--loglevel",
-            "WARNING",
-            "--without-mingle",
-            "--without-gossip",
-            *extra,
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> Worker:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            self.args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+        options = (*QUIET, *extra)
+        super().__init__(
+            env, log, concurrency=concurrency, name=name, loglevel="WARNING", options=options,
+            **kwargs,
         )  # fmt: skip
-        out.close()
-        # At WARNING the worker prints no "ready." line: wait for its control mailbox instead.
+
+    def start(self, timeout: float = 60.0) -> Self:
+        super().start(timeout)
         r = redis.Redis.from_url(self.env["REDIS_URL"])
         deadline = time.monotonic() + timeout
         while not r.keys("_kombu.binding.*pidbox*"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{self.text()[-3000:]}")
             time.sleep(0.1)
         r.close()
         time.sleep(0.5)  # the pool's children finish importing
         return self
 
-    def text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def rss_bytes(self) -> int:
         """Resident memory of the worker and all its pool children."""
-        assert self.proc is not None
-        return sum(rss_bytes(pid) for pid in process_tree(self.proc.pid))
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.proc = None
+        return sum(rss_bytes(pid) for pid in process_tree(self.pid))
 
 
 def process_tree(pid: int) -> list[int]:
@@ -249,7 +165,8 @@ class Stack:
         return self
 
     def env(self, **extra: str) -> dict[str, str]:
-        return worker_env(self.redis_server.url, self.sandbox.url, self.audio_dir, **extra)
+        url = self.redis_server.url
+        return worker_env(url, self.sandbox.url, self.audio_dir, {**BENCH_ENV, **extra})
 
     def worker(self, env: Mapping[str, str] | None = None, **kwargs: Any) -> Worker:
         w = Worker(env or self.env(), self.tmp / f"worker{len(self.workers)}.log", **kwargs)

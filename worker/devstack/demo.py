@@ -8,63 +8,30 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from worker.devstack.localredis import RedisServer
+from worker.devstack.procs import CeleryWorker, worker_env
 
 SAMPLE = Path(__file__).with_name("samples") / "demo.jsonl"
+DEMO_ENV = {"POLL_INITIAL_DELAY": "1", "POLL_MAX_DELAY": "5"}
 
 
-def _start_worker(env: dict[str, str], log: Path, concurrency: int) -> subprocess.Popen[bytes]:
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker",
-        "worker",
-        "-Q",
-        "audio,poll,notify",
-        "-P",
-        "threads",  # the default of the Procfile: see docs/PERFORMANCE.md (pools)
-        "-c",
-        str(concurrency),
-        "-n",
-        "demo@%h",
-        "--loglevel",
-        "INFO",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + 60
-    while " ready." not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the worker did not start:\n" + log.read_text()[-2000:])
-        time.sleep(0.2)  # ok-sleep: the demo's own process
-    return proc
-
-
-def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+def _worker(env: dict[str, str], log: Path, concurrency: int) -> CeleryWorker:
+    """The Procfile's pool (threads: see docs/PERFORMANCE.md, pools), as ``python -m celery``
+    from the current directory, so that it runs wherever ``akool-audio`` is installed."""
+    return CeleryWorker(
+        env, log, name="demo", pool="threads", concurrency=concurrency, options=(),
+        celery=(sys.executable, "-m", "celery"), cwd=None,
+    )  # fmt: skip
 
 
 def run(keep: bool = False, workers: int = 16) -> int:
-    from sandbox import DEFAULT_API_KEY, SandboxServer
+    from sandbox import SandboxServer
 
     if shutil.which("redis-server") is None:
         print(
@@ -95,29 +62,20 @@ def run(keep: bool = False, workers: int = 16) -> int:
             f"audio files     {audio_dir}",
             file=sys.stderr,
         )
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_server.url,
-            "AKOOL_BASE_URL": sandbox.url,
-            "AKOOL_API_KEY": DEFAULT_API_KEY,
-            "AUDIO_DIR": str(audio_dir),
-            "ALLOW_PRIVATE_HOSTS": "127.0.0.1,localhost",
-            "POLL_INITIAL_DELAY": "1",
-            "POLL_MAX_DELAY": "5",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = worker_env(redis_server.url, sandbox.url, audio_dir, DEMO_ENV, keep_shell=True)
         os.environ.update(env)
         from config.settings import get_settings
 
         get_settings.cache_clear()
-        worker = _start_worker(env, tmp / "worker.log", workers)
-        print(f"worker          pid {worker.pid}, log {tmp / 'worker.log'}\n", file=sys.stderr)
+        worker = _worker(env, tmp / "worker.log", workers)
+        worker.start(timeout=60)  # stopped below even when it does not come up
+        print(f"worker          pid {worker.pid}, log {worker.log}\n", file=sys.stderr)
         batch_file = tmp / "demo.jsonl"
         batch_file.write_text(SAMPLE.read_text().replace("{SANDBOX}", sandbox.url))
         return _batch(batch_file, sandbox.stats)
     finally:
         if worker is not None:
-            _stop_worker(worker)
+            worker.stop(timeout=30)
         sandbox.stop()
         redis_server.stop()
         if not keep:
@@ -134,7 +92,7 @@ def _batch(path: Path, sandbox_stats: Callable[[], dict[str, Any]]) -> int:
     outcome = batch.run(
         lambda name, kw: app.send_task(name, kwargs=kw), reachable_job_store(), items, timeout=300
     )
-    print(batch.table(outcome.records))
+    batch.show(outcome.records)
     stats = sandbox_stats()
     expected = {i.kwargs["job_id"] for i in items if "[[fail]]" in i.kwargs["input_text"]}
     failed = {j.job_id for j in outcome.failed}
