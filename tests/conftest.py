@@ -1,9 +1,21 @@
-"""Shared fixtures: a real redis-server and a real sandbox HTTP server, both on loopback."""
+"""Shared fixtures: real redis-servers and real sandbox HTTP servers, all on loopback.
+
+Redis: ``redis_server`` is the session's shared server; ``redis_url`` flushes it before each
+test that asks for it. A module whose processes need a Redis nobody else wrote to takes
+``private_redis`` (its own server for the module) and overrides ``redis_server`` with it, so
+that ``caller`` and ``redis_url`` use it too; no module flushes the shared server.
+
+Sandbox: ``make_sandbox`` (servers for one test) and ``make_module_sandbox`` (servers for one
+module) are factories ``make(**configure_kwargs)`` that start a ``SandboxServer`` on a free
+port, apply ``configure(...)`` and stop every server they made at teardown. ``sandbox`` is one
+fresh, unconfigured server for one test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +30,14 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the module's own, empty at the start of the module."""
+    server = RedisServer(tmp_path_factory.mktemp("redis-private")).start()
     yield server
     server.stop()
 
@@ -41,9 +61,42 @@ def caller(redis_server: RedisServer) -> Iterator[Celery]:
     app.close()
 
 
-@pytest.fixture()
-def sandbox() -> Iterator[SandboxServer]:
+@contextmanager
+def _sandboxes() -> Iterator[Callable[..., SandboxServer]]:
+    """``make(**configure_kwargs)``: a started sandbox on a free port, configured; every
+    sandbox made is stopped when the context exits."""
     from sandbox import SandboxServer
 
-    with SandboxServer(port=0) as server:
-        yield server
+    made: list[SandboxServer] = []
+
+    def make(**configure: Any) -> SandboxServer:
+        server = SandboxServer(port=0).start()
+        made.append(server)
+        if configure:
+            server.configure(**configure)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in reversed(made):
+            server.stop()
+
+
+@pytest.fixture()
+def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Sandboxes for one test, stopped after it."""
+    with _sandboxes() as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def make_module_sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Sandboxes for one module (for module-scoped stacks), stopped after its last test."""
+    with _sandboxes() as make:
+        yield make
+
+
+@pytest.fixture()
+def sandbox(make_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    return make_sandbox()

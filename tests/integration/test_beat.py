@@ -25,6 +25,7 @@ from tests.support.procs import CeleryWorker, worker_env
 from tests.support.redis import RedisServer
 from tests.support.services import BIN, Proc, beat
 from tests.support.stack import caller_app
+from tests.support.wait import until
 from worker.akool import AkoolClient
 from worker.jobs import JobStore
 from worker.jobs.request import parse_request
@@ -34,17 +35,21 @@ TICK_EVERY = 2
 
 
 @pytest.fixture(scope="module")
-def sb() -> Iterator[SandboxServer]:
-    with SandboxServer(port=0) as server:
-        server.configure(lifecycle={"mode": "polls", "polls": 1})
-        yield server
+def redis_server(private_redis: RedisServer) -> RedisServer:
+    """This module's own empty Redis: beat's sweep, purge, reports, schedule and lock start
+    from nothing that other modules left."""
+    return private_redis
+
+
+@pytest.fixture(scope="module")
+def sb(make_module_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    return make_module_sandbox(lifecycle={"mode": "polls", "polls": 1})
 
 
 @pytest.fixture(scope="module")
 def env(
     redis_server: RedisServer, sb: SandboxServer, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    redis_server.client().flushall()
     tmp = tmp_path_factory.mktemp("beat")
     recurring = tmp / "recurring.yaml"
     recurring.write_text(
@@ -94,17 +99,6 @@ def r(redis_server: RedisServer) -> redis.Redis:
 def jobs(env: dict[str, str]) -> JobStore:
     s = Settings.from_env(env)
     return JobStore(redis.Redis.from_url(s.redis_url, decode_responses=True), s)
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def report(r: redis.Redis, name: str) -> dict[str, Any] | None:

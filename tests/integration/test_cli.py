@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +19,12 @@ VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 
 
 @pytest.fixture(scope="module")
-def sb() -> Iterator[SandboxServer]:
-    with SandboxServer(port=0) as server:
-        server.configure(lifecycle={"mode": "polls", "polls": 2})
-        yield server
-
-
-@pytest.fixture(scope="module")
 def env(
-    redis_server: RedisServer, sb: SandboxServer, tmp_path_factory: pytest.TempPathFactory
+    redis_server: RedisServer,
+    make_module_sandbox: Callable[..., SandboxServer],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
+    sb = make_module_sandbox(lifecycle={"mode": "polls", "polls": 2})
     tmp = tmp_path_factory.mktemp("cli")
     env = worker_env(redis_server.url, sb.url, tmp / "audio")
     worker = CeleryWorker(env, tmp / "worker.log").start()

@@ -24,9 +24,8 @@ class Sleeps(list[float]):
 
 
 @pytest.fixture()
-def sb(sandbox: SandboxServer) -> SandboxServer:
-    sandbox.configure(lifecycle={"mode": "immediate"})
-    return sandbox
+def sb(make_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    return make_sandbox(lifecycle={"mode": "immediate"})
 
 
 @pytest.fixture()

@@ -7,10 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from tests.support.procs import CELERY, ROOT, CeleryWorker, worker_env
 from tests.support.redis import RedisServer, free_port
 from tests.support.services import Proc, flower
 from tests.support.stack import NotifyReceiver
+from tests.support.wait import until
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 USER, PASSWORD = "ops", "flower-pass-3x4mpl3"
@@ -29,22 +29,25 @@ NOTIFY_TOKEN = "notify-token-never-shown"
 
 @pytest.fixture(scope="module")
 def stack(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    redis_server: RedisServer,
+    make_module_sandbox: Callable[..., SandboxServer],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, Proc, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("flower")
-    with SandboxServer(port=0) as sb:
-        sb.configure(lifecycle={"mode": "polls", "polls": 1})
-        env = worker_env(
-            redis_server.url, sb.url, tmp / "audio", {"FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
-        )
-        port = free_port()
-        fl = flower(env, tmp / "flower.log", port).start()
+    sb = make_module_sandbox(lifecycle={"mode": "polls", "polls": 1})
+    env = worker_env(
+        redis_server.url, sb.url, tmp / "audio", {"FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
+    )
+    port = free_port()
+    fl = flower(env, tmp / "flower.log", port).start()
+    try:
         w = CeleryWorker(env, tmp / "worker.log").start()
         try:
             yield f"http://127.0.0.1:{port}", fl, env
         finally:
             w.stop()
-            fl.stop()
+    finally:
+        fl.stop()
 
 
 def get(url: str, auth: bool = True) -> tuple[int, bytes]:
@@ -60,28 +63,20 @@ def get(url: str, auth: bool = True) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def test_a_jobs_tasks_and_the_worker_appear_with_redacted_arguments(
     stack: tuple[str, Proc, dict[str, str]], caller: Celery
 ) -> None:
     base, fl, _ = stack
-    receiver = NotifyReceiver()
-    gen = receiver.serve()
-    notify_url = next(gen).replace("/hook", f"/hook?token={NOTIFY_TOKEN}")
     long_text = "A long announcement. " * 20
-    try:
+    with NotifyReceiver() as receiver:
+        notify_url = receiver.url.replace("/hook", f"/hook?token={NOTIFY_TOKEN}")
         # Given Flower sees the worker, when a job runs (sent by a backend without our code)
-        until(lambda: b"w1@" in get(f"{base}/api/workers?refresh=1")[1], 20, "the worker")
+        until(
+            lambda: b"w1@" in get(f"{base}/api/workers?refresh=1")[1],
+            20,
+            "the worker",
+            interval=0.2,
+        )
         summary = caller.send_task(
             "audio.create",
             kwargs={
@@ -94,8 +89,6 @@ def test_a_jobs_tasks_and_the_worker_appear_with_redacted_arguments(
         ).get(timeout=60)
         assert summary["state"] == "succeeded"
         assert receiver.event.wait(20)
-    finally:
-        gen.close()
 
     # Then its tasks are listed with the job id in their arguments. (The entry task's id ends
     # as audio.finish: Task.replace gives the chain's last step the entry's id.)
@@ -104,7 +97,9 @@ def test_a_jobs_tasks_and_the_worker_appear_with_redacted_arguments(
         got = json.loads(body) if status == 200 else {}
         return got if set(names) <= {t["name"] for t in got.values()} else {}
 
-    listed = until(lambda: tasks("audio.poll", "audio.download", "audio.finish"), 20, "tasks")
+    listed = until(
+        lambda: tasks("audio.poll", "audio.download", "audio.finish"), 20, "tasks", interval=0.2
+    )
     for t in listed.values():
         if t["name"] in ("audio.poll", "audio.download", "audio.finish"):
             assert t["args"] == "['flower-job-1']", t
@@ -129,7 +124,7 @@ def test_a_jobs_tasks_and_the_worker_appear_with_redacted_arguments(
         got = tasks("audio.create")
         return next((t for t in got.values() if t["state"] == "FAILURE"), None)
 
-    entry = until(failed_entry, 20, "the failed entry task")
+    entry = until(failed_entry, 20, "the failed entry task", interval=0.2)
     print("Flower shows audio.create kwargs:", entry["kwargs"])
     assert "flower-job-2" in entry["kwargs"]
     assert f"({len(long_text)} chars)" in entry["kwargs"]

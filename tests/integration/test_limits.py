@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,8 @@ RATE = 4.0
 
 
 @pytest.fixture()
-def sb() -> Iterator[SandboxServer]:
-    with SandboxServer(port=0) as server:
-        yield server
+def sb(make_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    return make_sandbox()
 
 
 def _workers(env: dict[str, str], tmp: Path, n: int) -> list[CeleryWorker]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,15 @@ from sandbox import VOICES, SandboxServer
 from tests.support.procs import CELERY, ROOT, CeleryWorker, worker_env
 from tests.support.redis import RedisServer
 from tests.support.stack import NotifyReceiver, caller_app
+from tests.support.wait import until
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def sb() -> Iterator[SandboxServer]:
-    with SandboxServer(port=0) as server:
-        yield server
+def sb(make_module_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    return make_module_sandbox()
 
 
 @pytest.fixture(scope="module")
@@ -231,18 +230,13 @@ def test_notify_url_gets_a_signed_post_after_retries(
 ) -> None:
     from worker.egress.notify import verify
 
-    receiver = NotifyReceiver(fail_first=1)
-    gen = receiver.serve()
-    url = next(gen)
-    try:
-        summary = enqueue(caller, notify_url=url).get(timeout=TIMEOUT)
+    with NotifyReceiver(fail_first=1) as receiver:
+        summary = enqueue(caller, notify_url=receiver.url).get(timeout=TIMEOUT)
         assert receiver.event.wait(30), "no notification arrived"
         got = receiver.received[0]
         assert json.loads(got.body) == summary
         assert verify("test-notify-secret", got.headers, got.body)
         assert not verify("another-secret", got.headers, got.body)
-    finally:
-        gen.close()
 
 
 def test_notify_task_reaches_another_celery_app(
@@ -270,22 +264,18 @@ def test_notify_task_reaches_another_celery_app(
 def test_an_undeliverable_notification_never_fails_the_job(
     worker: CeleryWorker, caller: Celery, sb: SandboxServer, redis_server: RedisServer
 ) -> None:
-    receiver = NotifyReceiver(fail_first=100, fail_status=404)
-    gen = receiver.serve()
-    url = next(gen)
-    try:
-        summary = enqueue(caller, notify_url=url).get(timeout=TIMEOUT)
+    with NotifyReceiver(fail_first=100, fail_status=404) as receiver:
+        summary = enqueue(caller, notify_url=receiver.url).get(timeout=TIMEOUT)
         assert summary["state"] == "succeeded"
         key = f"akool-audio:job:{summary['job_id']}"
         r = redis_server.client()
-        for _ in range(100):
-            if r.hget(key, "notify_state") == "undeliverable":
-                break
-            time.sleep(0.1)
+        until(
+            lambda: r.hget(key, "notify_state") == "undeliverable",
+            10,
+            f"{key} notify_state 'undeliverable'",
+        )
         record = r.hgetall(key)
         assert record["notify_state"] == "undeliverable"
         assert "HTTP 404" in record["notify_error"]
         assert record["state"] == "succeeded"
         assert receiver.fail_first == 99  # a 404 is not retried
-    finally:
-        gen.close()

@@ -6,9 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,45 +17,53 @@ from tests.support.procs import worker_env
 from tests.support.redis import RedisServer, free_port
 from tests.support.services import BIN, Proc
 from tests.support.stack import caller_app
+from tests.support.wait import until
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 
 
 @pytest.fixture(scope="module")
+def redis_server(private_redis: RedisServer) -> RedisServer:
+    """This module's own empty Redis: the Procfile's beat, worker and Flower start from nothing
+    that other modules left (no RedBeat lock, schedule, queued message or learned model)."""
+    return private_redis
+
+
+@pytest.fixture(scope="module")
 def honcho(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    redis_server: RedisServer,
+    make_module_sandbox: Callable[..., SandboxServer],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Proc, SandboxServer, int]]:
     tmp = tmp_path_factory.mktemp("honcho")
-    redis_server.client().flushall()
     flower_port, webhook_port = free_port(), free_port()
-    with SandboxServer(port=0) as sb:
-        sb.configure(lifecycle={"mode": "duration", "base_seconds": 0.5, "jitter": 0})
-        env = worker_env(
-            redis_server.url,
-            sb.url,
-            tmp / "audio",
-            {
-                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{webhook_port}",
-                "WEBHOOK_PORT": str(webhook_port),
-                "FLOWER_PORT": str(flower_port),
-                "FLOWER_BASIC_AUTH": "ops:honcho-pass",
-                "POLL_INITIAL_DELAY": "20",
-                "POLL_MAX_DELAY": "20",
-                "BEAT_MAX_LOOP_INTERVAL": "1",
-                "BEAT_LOCK_TIMEOUT": "5",
-                "SWEEP_INTERVAL": "2",
-            },
-        )
-        args = [str(BIN / "honcho"), "--no-colour", "start", "-f", "Procfile"]
-        proc = Proc(args, env, tmp / "honcho.log", None).start()
-        try:
-            for ready in (" ready.", "Acquired lock", "Visit me at", "webhook receiver listening"):
-                proc.wait_for(ready, 40)
-            yield proc, sb, flower_port
-        finally:
-            proc.stop(30)
+    sb = make_module_sandbox(lifecycle={"mode": "duration", "base_seconds": 0.5, "jitter": 0})
+    env = worker_env(
+        redis_server.url,
+        sb.url,
+        tmp / "audio",
+        {
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{webhook_port}",
+            "WEBHOOK_PORT": str(webhook_port),
+            "FLOWER_PORT": str(flower_port),
+            "FLOWER_BASIC_AUTH": "ops:honcho-pass",
+            "POLL_INITIAL_DELAY": "20",
+            "POLL_MAX_DELAY": "20",
+            "BEAT_MAX_LOOP_INTERVAL": "1",
+            "BEAT_LOCK_TIMEOUT": "5",
+            "SWEEP_INTERVAL": "2",
+        },
+    )
+    args = [str(BIN / "honcho"), "--no-colour", "start", "-f", "Procfile"]
+    proc = Proc(args, env, tmp / "honcho.log", None).start()
+    try:
+        for ready in (" ready.", "Acquired lock", "Visit me at", "webhook receiver listening"):
+            proc.wait_for(ready, 40)
+        yield proc, sb, flower_port
+    finally:
+        proc.stop(30)
 
 
 def test_a_job_runs_to_completion_under_honcho(
@@ -80,13 +87,12 @@ def test_a_job_runs_to_completion_under_honcho(
     assert "maintenance.sweep" in log  # beat's schedule reached the worker
     url = f"http://127.0.0.1:{flower_port}/api/workers?refresh=1"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + 20
-    while True:  # flower sees the worker
+
+    def flower_lists_the_worker() -> bool:
         req = urllib.request.Request(url)
         req.add_header("Authorization", "Basic " + base64.b64encode(b"ops:honcho-pass").decode())
         with opener.open(req, timeout=10) as resp:
-            if any(name.startswith("celery@") for name in json.loads(resp.read())):
-                break
-        assert time.monotonic() < deadline, "Flower never listed the worker"
-        time.sleep(0.5)
+            return any(name.startswith("celery@") for name in json.loads(resp.read()))
+
+    until(flower_lists_the_worker, 20, "Flower to list the worker", interval=0.5)
     assert "honcho-pass" not in log

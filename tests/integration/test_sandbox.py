@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from sandbox import (
     VOICES,
     SandboxServer,
 )
+from tests.support.wait import until
 from worker.akool.crypto import open_envelope
 
 API = "/api/open/v3"
@@ -47,16 +48,6 @@ def http() -> Iterator[requests.Session]:
     session.trust_env = False  # loopback only, whatever proxy the environment sets
     yield session
     session.close()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 class Client:
@@ -88,7 +79,7 @@ class Client:
             data: dict[str, Any] = self.detail(akool_id)["data"]
             return data if data["status"] in (3, 4) else None
 
-        result: dict[str, Any] = wait_for(done, timeout)
+        result: dict[str, Any] = until(done, timeout, f"job {akool_id} done", interval=0.02)
         return result
 
 
@@ -455,7 +446,7 @@ def test_fault_slow_create_times_out_but_the_job_exists(
     body = {"input_text": "timed out", "voice_id": VOICE, "rate": "100%"}
     with pytest.raises(requests.ReadTimeout):
         http.post(f"{sandbox.url}{API}/audio/create", json=body, headers=KEY, timeout=0.2)
-    wait_for(lambda: sandbox.stats()["submissions"] == 1)
+    until(lambda: sandbox.stats()["submissions"] == 1, 5.0, "one submission", interval=0.02)
     # the retry a client would make is a second, separate job
     http.post(f"{sandbox.url}{API}/audio/create", json=body, headers=KEY, timeout=5)
     assert sandbox.stats()["creates_by_text"] == {"timed out": 2}
@@ -540,7 +531,7 @@ def test_webhooks_are_encrypted_and_sent_for_2_then_3(
     sandbox.configure(lifecycle={"base_seconds": 0.3, "per_word_seconds": 0, "jitter": 0})
     akool_id = client.create(webhookUrl=receiver.url)["data"]["_id"]
     # no polling: the scheduler sends them at the transitions
-    wait_for(lambda: len(receiver.bodies) == 2)
+    until(lambda: len(receiver.bodies) == 2, 5.0, "two webhooks", interval=0.02)
     payloads = sorted(receiver.payloads(), key=lambda p: p["status"])
     assert payloads[0] == {"_id": akool_id, "status": 2, "type": "audio", "url": ""}
     assert payloads[1] == {
@@ -559,7 +550,7 @@ def test_webhook_for_a_failed_job_says_4(
 ) -> None:
     sandbox.configure(lifecycle={"mode": "immediate"})
     akool_id = client.create("x [[fail]]", webhookUrl=receiver.url)["data"]["_id"]
-    wait_for(lambda: len(receiver.bodies) == 2)
+    until(lambda: len(receiver.bodies) == 2, 5.0, "two webhooks", interval=0.02)
     assert sorted(p["status"] for p in receiver.payloads()) == [2, 4]
     assert {p["_id"] for p in receiver.payloads()} == {akool_id}
 
@@ -570,7 +561,7 @@ def test_webhooks_retry_until_200(sandbox: SandboxServer, client: Client) -> Non
         sandbox.configure(lifecycle={"mode": "polls", "polls": 1}, webhook_retry_delays=[0.05] * 5)
         akool_id = client.create(webhookUrl=receiver.url)["data"]["_id"]
         client.detail(akool_id)
-        wait_for(lambda: len(receiver.bodies) == 2)
+        until(lambda: len(receiver.bodies) == 2, 5.0, "two webhooks", interval=0.02)
         hooks = sandbox.stats()["webhooks"]
         assert hooks["delivered"] == 2 and hooks["failed_attempts"] == 3
         assert hooks["sent"] == 5 and receiver.answers.count(500) == 3
@@ -581,7 +572,12 @@ def test_webhooks_retry_until_200(sandbox: SandboxServer, client: Client) -> Non
 def test_webhooks_give_up_after_the_last_delay(sandbox: SandboxServer, client: Client) -> None:
     sandbox.configure(lifecycle={"mode": "immediate"}, webhook_retry_delays=[0.02, 0.02])
     client.create(webhookUrl="http://127.0.0.1:9/nothing-listens-here")
-    wait_for(lambda: sandbox.stats()["webhooks"]["given_up"] == 2)
+    until(
+        lambda: sandbox.stats()["webhooks"]["given_up"] == 2,
+        5.0,
+        "two webhooks given up",
+        interval=0.02,
+    )
     assert sandbox.stats()["webhooks"]["failed_attempts"] == 6
 
 
@@ -696,7 +692,11 @@ def test_cli_prints_one_line_and_stops_on_sigterm(http: requests.Session) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Without the shell's AKOOL_* credentials, which the sandbox would take as its own.
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("AKOOL_")},
+            "PYTHONUNBUFFERED": "1",
+        },
     )
     try:
         assert proc.stdout is not None

@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import requests
@@ -18,6 +18,7 @@ import requests
 from sandbox import DEFAULT_API_KEY, DEFAULT_CLIENT_ID
 from tests.support.harness import Stack
 from tests.support.stack import NotifyReceiver
+from tests.support.wait import until
 from worker.egress import notify
 from worker.egress.download import (
     DownloadRefused,
@@ -30,7 +31,12 @@ from worker.egress.download import (
 Route = Callable[[BaseHTTPRequestHandler], None]
 
 
-def serve(host: str, route: Route, hits: list[str]) -> Generator[str, None, None]:
+@contextmanager
+def serve(host: str, route: Route, hits: list[str]) -> Iterator[str]:
+    """``with serve(host, route, hits) as base_url:`` an HTTP server on a free port of ``host``
+    that answers every GET and POST with ``route`` and records each path in ``hits``; it shuts
+    down when the block exits, failed or not."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
@@ -83,9 +89,8 @@ def audio(size: int, *, declare: bool = True) -> Route:
 def private_target() -> Iterator[tuple[str, list[str]]]:
     """A server on 127.0.0.2: loopback, but not the allowlisted 127.0.0.1."""
     hits: list[str] = []
-    gen = serve("127.0.0.2", audio(1000), hits)
-    yield next(gen), hits
-    gen.close()
+    with serve("127.0.0.2", audio(1000), hits) as url:
+        yield url, hits
 
 
 def test_a_redirect_to_a_loopback_address_not_allowlisted_is_not_followed(
@@ -93,9 +98,7 @@ def test_a_redirect_to_a_loopback_address_not_allowlisted_is_not_followed(
 ) -> None:
     target, target_hits = private_target
     hits: list[str] = []
-    gen = serve("127.0.0.1", redirect_to(f"{target}/a.wav"), hits)
-    front = next(gen)
-    try:
+    with serve("127.0.0.1", redirect_to(f"{target}/a.wav"), hits) as front:
         with requests.Session() as s, pytest.raises(DownloadRefused, match=r"127\.0\.0\.2"):
             download(
                 s,
@@ -120,8 +123,6 @@ def test_a_redirect_to_a_loopback_address_not_allowlisted_is_not_followed(
         assert got.bytes == 1000 and got.path.name == "job-2.wav"
         assert len(target_hits) == 1  # only the allowlisted run reached it
         assert not (tmp_path / "job-1.wav").exists()
-    finally:
-        gen.close()
 
 
 @pytest.mark.parametrize(
@@ -137,41 +138,39 @@ def test_a_redirect_to_a_loopback_address_not_allowlisted_is_not_followed(
 def test_redirects_to_other_schemes_or_private_addresses_are_refused(
     location: str, tmp_path: Path
 ) -> None:
-    gen = serve("127.0.0.1", redirect_to(location), [])
-    front = next(gen)
-    try:
-        with requests.Session() as s, pytest.raises(DownloadRefused):
-            download(
-                s,
-                f"{front}/a.wav",
-                tmp_path,
-                "job",
-                max_bytes=10**6,
-                timeout=5,
-                allow_hosts=("127.0.0.1",),
-            )
-    finally:
-        gen.close()
+    with (
+        serve("127.0.0.1", redirect_to(location), []) as front,
+        requests.Session() as s,
+        pytest.raises(DownloadRefused),
+    ):
+        download(
+            s,
+            f"{front}/a.wav",
+            tmp_path,
+            "job",
+            max_bytes=10**6,
+            timeout=5,
+            allow_hosts=("127.0.0.1",),
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_redirect_loop_is_cut_short(tmp_path: Path) -> None:
     hits: list[str] = []
-    gen = serve("127.0.0.1", redirect_to("/again"), hits)
-    front = next(gen)
-    try:
-        with requests.Session() as s, pytest.raises(DownloadRefused, match="redirects"):
-            download(
-                s,
-                f"{front}/a.wav",
-                tmp_path,
-                "job",
-                max_bytes=10**6,
-                timeout=5,
-                allow_hosts=("127.0.0.1",),
-            )
-    finally:
-        gen.close()
+    with (
+        serve("127.0.0.1", redirect_to("/again"), hits) as front,
+        requests.Session() as s,
+        pytest.raises(DownloadRefused, match="redirects"),
+    ):
+        download(
+            s,
+            f"{front}/a.wav",
+            tmp_path,
+            "job",
+            max_bytes=10**6,
+            timeout=5,
+            allow_hosts=("127.0.0.1",),
+        )
     assert len(hits) == 6
 
 
@@ -179,29 +178,26 @@ def test_a_redirect_loop_is_cut_short(tmp_path: Path) -> None:
 def test_the_size_cap_holds_even_when_the_server_does_not_declare_the_size(
     declare: bool, tmp_path: Path
 ) -> None:
-    gen = serve("127.0.0.1", audio(5 * 1024 * 1024, declare=declare), [])
-    front = next(gen)
-    try:
-        with requests.Session() as s, pytest.raises(DownloadTooLarge):
-            download(
-                s,
-                f"{front}/big.wav",
-                tmp_path,
-                "job",
-                max_bytes=1024 * 1024,
-                timeout=5,
-                allow_hosts=("127.0.0.1",),
-            )
-    finally:
-        gen.close()
+    with (
+        serve("127.0.0.1", audio(5 * 1024 * 1024, declare=declare), []) as front,
+        requests.Session() as s,
+        pytest.raises(DownloadTooLarge),
+    ):
+        download(
+            s,
+            f"{front}/big.wav",
+            tmp_path,
+            "job",
+            max_bytes=1024 * 1024,
+            timeout=5,
+            allow_hosts=("127.0.0.1",),
+        )
     assert list(tmp_path.iterdir()) == []  # no file, no partial file
 
 
 def test_notifications_never_follow_redirects(private_target: tuple[str, list[str]]) -> None:
     target, target_hits = private_target
-    gen = serve("127.0.0.1", redirect_to(f"{target}/hook"), [])
-    front = next(gen)
-    try:
+    with serve("127.0.0.1", redirect_to(f"{target}/hook"), []) as front:
         with requests.Session() as s, pytest.raises(notify.NotifyError, match="302") as err:
             notify.post(
                 s, f"{front}/hook", {"job_id": "j"}, "k", timeout=5, allow_hosts=("127.0.0.1",)
@@ -211,8 +207,6 @@ def test_notifications_never_follow_redirects(private_target: tuple[str, list[st
             notify.post(
                 s, f"{target}/hook", {"job_id": "j"}, "k", timeout=5, allow_hosts=("127.0.0.1",)
             )
-    finally:
-        gen.close()
     assert target_hits == []
 
 
@@ -323,69 +317,62 @@ def _bodies(value: Any) -> Iterator[str]:
 @pytest.mark.parametrize("mode", ["api_key", "client_credentials"])
 def test_no_secret_in_logs_task_messages_results_or_job_records(mode: str, tmp_path: Path) -> None:
     stack = Stack(tmp_path)
-    receiver = NotifyReceiver()
-    gen = cast(Generator[str, None, None], receiver.serve())
-    hook = next(gen)
     try:
-        creds = (
-            {"AKOOL_API_KEY": DEFAULT_API_KEY}
-            if mode == "api_key"
-            else {
-                "AKOOL_API_KEY": "",
-                "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
-                "AKOOL_CLIENT_SECRET": DEFAULT_API_KEY,
+        with NotifyReceiver() as receiver:
+            creds = (
+                {"AKOOL_API_KEY": DEFAULT_API_KEY}
+                if mode == "api_key"
+                else {
+                    "AKOOL_API_KEY": "",
+                    "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
+                    "AKOOL_CLIENT_SECRET": DEFAULT_API_KEY,
+                }
+            )
+            env = {
+                **creds,
+                "NOTIFY_SECRET": NOTIFY_SECRET,
+                "FLOWER_BASIC_AUTH": f"admin:{FLOWER_PASSWORD}",
             }
-        )
-        env = {
-            **creds,
-            "NOTIFY_SECRET": NOTIFY_SECRET,
-            "FLOWER_BASIC_AUTH": f"admin:{FLOWER_PASSWORD}",
-        }
-        stack.sandbox.configure(lifecycle={"mode": "polls", "polls": 2})
-        stack.worker("w1", env=env)
-        ids = stack.enqueue(3, "secret", notify_url=hook)
-        assert stack.wait_final(ids, 60) < 60
-        assert set(stack.states(ids).values()) == {"succeeded"}
-        deadline = time.monotonic() + 20
-        while len(receiver.received) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(receiver.received) == 3
-        r = stack.client()
-        dump = redis_dump(r)
-        secrets = {
-            "api key/client secret": DEFAULT_API_KEY,
-            "notify secret": NOTIFY_SECRET,
-            "flower password": FLOWER_PASSWORD,
-        }
-        if mode == "client_credentials":
-            secrets["client id"] = DEFAULT_CLIENT_ID
-            token = r.get(TOKEN_KEY)
-            assert token, "the fleet's token cache is empty"
-            secrets["bearer token"] = str(token)
-        logs = stack.logs()
-        found = []
-        for name, value in secrets.items():
-            if value in logs:
-                found.append(f"{name} in worker logs")
-            for key, text in dump.items():
-                if value in text and not (name == "bearer token" and key == TOKEN_KEY):
-                    found.append(f"{name} in redis key {key}")
-            for got in receiver.received:
-                if value in got.body.decode() or value in json.dumps(got.headers):
-                    found.append(f"{name} in a notification")
-        assert not found, found
-        # The scan did look at task messages and results: the job texts are there.
-        assert any("Reliability run" in t for t in dump.values())
+            stack.sandbox.configure(lifecycle={"mode": "polls", "polls": 2})
+            stack.worker("w1", env=env)
+            ids = stack.enqueue(3, "secret", notify_url=receiver.url)
+            assert stack.wait_final(ids, 60) < 60
+            assert set(stack.states(ids).values()) == {"succeeded"}
+            until(lambda: len(receiver.received) >= 3, 20, "three notifications", interval=0.2)
+            assert len(receiver.received) == 3
+            r = stack.client()
+            dump = redis_dump(r)
+            secrets = {
+                "api key/client secret": DEFAULT_API_KEY,
+                "notify secret": NOTIFY_SECRET,
+                "flower password": FLOWER_PASSWORD,
+            }
+            if mode == "client_credentials":
+                secrets["client id"] = DEFAULT_CLIENT_ID
+                token = r.get(TOKEN_KEY)
+                assert token, "the fleet's token cache is empty"
+                secrets["bearer token"] = str(token)
+            logs = stack.logs()
+            found = []
+            for name, value in secrets.items():
+                if value in logs:
+                    found.append(f"{name} in worker logs")
+                for key, text in dump.items():
+                    if value in text and not (name == "bearer token" and key == TOKEN_KEY):
+                        found.append(f"{name} in redis key {key}")
+                for got in receiver.received:
+                    if value in got.body.decode() or value in json.dumps(got.headers):
+                        found.append(f"{name} in a notification")
+            assert not found, found
+            # The scan did look at task messages and results: the job texts are there.
+            assert any("Reliability run" in t for t in dump.values())
     finally:
-        gen.close()
         stack.stop()
 
 
 def test_download_failures_outside_http_are_retryable_not_hangs(tmp_path: Path) -> None:
     hits: list[str] = []
-    gen = serve("127.0.0.1", audio(300_000), hits)
-    base = next(gen)
-    try:
+    with serve("127.0.0.1", audio(300_000), hits) as base:
         blocked = tmp_path / "not-a-dir"
         blocked.write_text("AUDIO_DIR must be a directory")
         with pytest.raises(DownloadTransient, match="download failed"):
@@ -411,17 +398,16 @@ def test_download_failures_outside_http_are_retryable_not_hangs(tmp_path: Path) 
             )
         assert not list(tmp_path.glob("*.part"))  # no half file is left behind
         bad_port = redirect_to("http://127.0.0.1:99999999/x.wav")
-        gen2 = serve("127.0.0.1", bad_port, hits)
-        with pytest.raises(DownloadRefused, match="invalid port"):
+        with (
+            serve("127.0.0.1", bad_port, hits) as front,
+            pytest.raises(DownloadRefused, match="invalid port"),
+        ):
             download(
                 requests.Session(),
-                f"{next(gen2)}/r",
+                f"{front}/r",
                 tmp_path,
                 "job-3",
                 max_bytes=10**6,
                 timeout=5,
                 allow_hosts=("127.0.0.1",),
             )
-        gen2.close()
-    finally:
-        gen.close()

@@ -23,6 +23,7 @@ from kombu import Connection, Consumer, Producer, Queue
 
 from tests.support.procs import ROOT
 from tests.support.redis import RedisServer
+from tests.support.wait import until
 from worker.broker.reliable_redis import FETCH_SHA
 
 OURS = "worker.broker.reliable_redis:Transport"
@@ -55,11 +56,13 @@ def consume(conn: Connection, queues: tuple[str, ...], want: int, ack: bool = Tr
         if ack:
             message.ack()
 
+    def drained() -> bool:
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=1)
+        return len(got) >= want
+
     with Consumer(conn, [Queue(q) for q in queues], callbacks=[on_message]):
-        deadline = time.monotonic() + 15
-        while len(got) < want and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                conn.drain_events(timeout=1)
+        until(drained, 15, f"{want} message(s) from {queues}", interval=0)
     return got
 
 

@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,9 +26,15 @@ FIRST_POLL = 30.0
 
 
 @pytest.fixture(scope="module")
-def sb() -> Iterator[SandboxServer]:
-    with SandboxServer(port=0) as server:
-        yield server
+def redis_server(private_redis: RedisServer) -> RedisServer:
+    """This module's own empty Redis (for ``caller`` too): a duration model learned by other
+    modules would move the first poll."""
+    return private_redis
+
+
+@pytest.fixture(scope="module")
+def sb(make_module_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    return make_module_sandbox()
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +43,6 @@ def stack(
 ) -> Iterator[tuple[str, Proc]]:
     tmp = tmp_path_factory.mktemp("webhook")
     port = free_port()
-    # A clean Redis: a duration model learned by earlier modules would move the first poll.
-    redis_server.client().flushall()
     env = worker_env(
         redis_server.url,
         sb.url,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from celery import Celery
 
@@ -34,14 +34,17 @@ class Received:
 @dataclass
 class NotifyReceiver:
     """An HTTP endpoint that records what it is sent; the first ``fail_first`` POSTs get
-    ``fail_status`` instead."""
+    ``fail_status`` instead. A context manager: ``with NotifyReceiver() as receiver:`` serves
+    on a free loopback port at ``receiver.url`` and shuts the server down on exit."""
 
     fail_first: int = 0
     fail_status: int = 503
     received: list[Received] = field(default_factory=list)
     event: threading.Event = field(default_factory=threading.Event)
+    url: str = field(default="", init=False)
+    _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
 
-    def serve(self) -> Iterator[str]:
+    def __enter__(self) -> Self:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,12 +65,16 @@ class NotifyReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-        finally:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        server, self._server = self._server, None
+        if server is not None:
             server.shutdown()
             server.server_close()
 
