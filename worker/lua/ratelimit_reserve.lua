@@ -1,3 +1,5 @@
+-- KEYS: bucket, penalty  ARGV: rate, burst, max_wait. Reads Redis's own clock (TIME), so hosts
+-- need not trust their clocks.
 -- A token bucket; a caller that must wait up to ARGV[3] s takes its token now (the bucket
 -- goes negative): it owns a slot at now + wait, so waiting callers are spaced out exactly
 -- instead of all retrying and finding the bucket empty again. Returns {wait, reserved}.
