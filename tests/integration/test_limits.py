@@ -4,9 +4,11 @@ deadline, and the token cache's single refresher."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -116,6 +118,40 @@ def test_limiter_grants_burst_then_asks_to_wait(redis_url: str) -> None:
     # 1005 halves the shared rate: the wait for the next token doubles
     limiter.penalize()
     assert limiter.reserve(max_wait=0)[0] > waits[4]
+
+
+def test_a_late_reservation_still_keeps_its_distance(redis_url: str) -> None:
+    # Given two reservations at a limit of 4/s, the first run late by a busy worker
+    limiter = RateLimiter(redis.Redis.from_url(redis_url), "t:pace", rate=4.0, burst=1)
+    assert limiter.reserve(max_wait=1.0) == (0.0, True)
+    wait, reserved = limiter.reserve(max_wait=1.0)
+    assert reserved and 0.2 < wait <= 0.25
+    time.sleep(wait)  # the second slot has come; the first call is only being sent now
+    # When both calls are sent at once, the second waits one interval at the send-time check
+    assert limiter.pace() == 0.0
+    assert 0.2 < limiter.pace() <= 0.25
+    # and a burst of 3 lets three go back to back, then asks the fourth to wait
+    bursty = RateLimiter(redis.Redis.from_url(redis_url), "t:pace3", rate=4.0, burst=3)
+    assert [bursty.pace() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bursty.pace() > 0
+
+
+class _TokenArrivesMeanwhile(redis.Redis):
+    """A client on which another refresher stores the token just before we take the lock."""
+
+    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if name == "t:race:refresh" and kwargs.get("nx"):
+            super().set("t:race", "token-of-the-other-refresher", ex=60)
+        return super().set(name, value, *args, **kwargs)
+
+
+def test_a_token_stored_before_we_take_the_lock_is_used_not_fetched_again(
+    redis_url: str,
+) -> None:
+    r = _TokenArrivesMeanwhile.from_url(redis_url, decode_responses=True)
+    cache = RedisTokenCache(r, "t:race", wait_seconds=1)
+    assert cache.get() == "token-of-the-other-refresher"  # not None: we must not refresh
+    assert not r.exists("t:race:refresh")  # and the lock we took is released
 
 
 def test_one_refresher_fetches_the_token_for_the_fleet(redis_url: str) -> None:

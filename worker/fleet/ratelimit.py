@@ -3,7 +3,9 @@
 The bucket lives in one hash and is updated by one Lua script that reads Redis's own clock
 (``TIME``), so workers on many hosts share the limit without trusting their clocks. A caller
 that finds no token reserves the next free slot and reschedules itself to it; nothing blocks a
-worker slot, and waiting callers do not come back all at once.
+worker slot, and waiting callers do not come back all at once. A reservation is a plan: a busy
+worker may run it late, next to the call of the following slot, so the call itself passes one
+more check at the moment it is sent (``pace``), which spaces the calls Akool sees.
 Akool's code 1005 ("too frequent") halves the rate for ``penalty_seconds`` (down to a tenth).
 """
 
@@ -33,7 +35,9 @@ class RateLimiter:
         self._r = r
         self._penalize = r.register_script(source("ratelimit_penalize"))
         self._reserve = r.register_script(source("ratelimit_reserve"))
+        self._pace = r.register_script(source("ratelimit_pace"))
         self.bucket_key = key
+        self.pace_key = key + ":pace"
         self.penalty_key = key + ":penalty"
         self.held_prefix = held_prefix or key + ":held"
         self.rate = rate
@@ -50,6 +54,13 @@ class RateLimiter:
             keys=[self.bucket_key, self.penalty_key], args=[self.rate, self.burst, max_wait]
         )
         return float(wait), bool(int(reserved))
+
+    def pace(self) -> float:
+        """0.0 when a call that owns a token may be sent now (and it is counted as sent), else
+        the seconds until it may: calls are never closer than the rate allows, beyond the
+        burst, whenever their reservations were made."""
+        wait = self._pace(keys=[self.pace_key, self.penalty_key], args=[self.rate, self.burst])
+        return float(wait)
 
     def hold(self, holder: str, seconds: float) -> None:
         """Remember that ``holder`` owns a reserved slot (for at most ``seconds``)."""

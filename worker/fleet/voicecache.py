@@ -87,6 +87,8 @@ def refresh(cache: VoiceCache, client: AkoolClient, limiter: RateLimiter) -> tup
     """Fetch both voice sources and store them: (voices stored, 0), or (0, seconds to wait) when
     the fleet's shared rate limit says not now."""
     wait, _ = limiter.reserve(max_wait=0)
+    if wait <= 0:
+        wait = limiter.pace()
     if wait > 0:
         return 0, float(wait)
     voices = client.list_voices(None)
