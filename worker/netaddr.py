@@ -39,11 +39,44 @@ def unmapped(ip: IPAddress) -> IPAddress:
     return ip
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (RFC 6052 NAT64, RFC 8215).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to: mapped, 6to4, Teredo (the client) or NAT64."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _routable(ip: IPAddress) -> bool:
+    return ip.is_global and not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
+
+
 def is_public(ip: IPAddress) -> bool:
-    """True for a globally routable unicast address: never private, loopback, link-local,
-    shared (100.64.0.0/10), reserved, unspecified or multicast."""
-    ip = unmapped(ip)
-    return ip.is_global and not ip.is_multicast
+    """True for a globally routable unicast address, and for an IPv6 address that embeds an
+    IPv4 one only when that is too: never private, loopback, link-local, shared
+    (100.64.0.0/10), reserved, unspecified or multicast."""
+    inner = embedded_ipv4(ip)
+    if inner is not None:
+        return _routable(inner)
+    return _routable(ip)
 
 
 def is_loopback_host(host: str) -> bool:
