@@ -13,7 +13,7 @@ import redis
 import requests
 
 from config.settings import Settings, get_settings
-from worker.akool import AkoolClient
+from worker.akool import AkoolClient, MemoryTokenCache
 from worker.akool.http import new_session
 from worker.fleet.estimator import Estimator
 from worker.fleet.ratelimit import RateLimiter
@@ -52,10 +52,15 @@ def redis_client(url: str) -> redis.Redis:
     )
 
 
-def akool_client(settings: Settings, r: redis.Redis, get_retries: int = 0) -> AkoolClient:
-    """The Akool client with every setting that bounds it and the fleet's token cache. Workers
-    retry nothing in line (``get_retries=0``: a task reschedules instead of sleeping in a
-    slot); a command-line call may retry a safe GET a few times."""
+def akool_client(
+    settings: Settings,
+    r: redis.Redis | None,
+    get_retries: int = 0,
+) -> AkoolClient:
+    """The Akool client with every setting that bounds it and the fleet's token cache in ``r``
+    (None: a cache in this process, for a command line without Redis). Workers retry nothing in
+    line (``get_retries=0``: a task reschedules instead of sleeping in a slot); a command-line
+    call may retry a safe GET a few times."""
     return AkoolClient(
         settings.akool_base_url,
         api_key=settings.akool_api_key,
@@ -64,7 +69,9 @@ def akool_client(settings: Settings, r: redis.Redis, get_retries: int = 0) -> Ak
         connect_timeout=settings.akool_connect_timeout,
         read_timeout=settings.akool_read_timeout,
         get_retries=get_retries,
-        token_cache=RedisTokenCache(r, settings.key("akool-token")),
+        token_cache=MemoryTokenCache()
+        if r is None
+        else RedisTokenCache(r, settings.key("akool-token")),
         max_words=settings.akool_max_words,
         webhook_allow_hosts=settings.allow_private_hosts,
     )
@@ -78,6 +85,16 @@ def rate_limiter(settings: Settings, r: redis.Redis) -> RateLimiter:
         settings.akool_rate_burst,
         held_prefix=settings.key("token-held"),
     )
+
+
+def reachable_redis(settings: Settings) -> redis.Redis | None:
+    """The Redis client when Redis answers, else None."""
+    r = redis_client(settings.redis_url)
+    try:
+        r.ping()
+    except redis.RedisError:
+        return None
+    return r
 
 
 def reachable_job_store(settings: Settings | None = None) -> JobStore:

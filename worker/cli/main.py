@@ -28,7 +28,7 @@ def _print(obj: Any) -> None:
 
 def cmd_voices(args: argparse.Namespace) -> int:
     from config.settings import get_settings
-    from worker.services import akool_client, redis_client
+    from worker.services import akool_client, reachable_redis
 
     s = get_settings()
     s.require_credentials()
@@ -39,7 +39,8 @@ def cmd_voices(args: argparse.Namespace) -> int:
         if args.source is not None:
             voices = [v for v in voices if v.source == args.source]
         return _show_voices(voices, args.json)
-    client = akool_client(s, redis_client(s.redis_url), get_retries=2)
+    # The fleet's token cache when Redis answers; without Redis the command still asks Akool.
+    client = akool_client(s, reachable_redis(s), get_retries=2)
     return _show_voices(client.list_voices(args.source), args.json)
 
 
