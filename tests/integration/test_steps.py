@@ -17,6 +17,7 @@ import requests
 
 from config.settings import Settings
 from sandbox import DEFAULT_API_KEY, VOICES, SandboxServer
+from tests.support.wait import until
 from worker.akool import AudioStatus
 from worker.akool.errors import RateLimited
 from worker.jobs import ErrorCode, Job, JobState
@@ -35,9 +36,8 @@ Make = Callable[..., Services]
 
 
 @pytest.fixture(scope="module")
-def sb() -> Iterator[SandboxServer]:
-    with SandboxServer(port=0) as server:
-        yield server
+def sb(make_module_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    return make_module_sandbox()
 
 
 @pytest.fixture(autouse=True)
@@ -119,13 +119,6 @@ def assert_due(svc: Services, job_id: str, later: Later, t0: float, t1: float) -
     due = svc.jobs.due(job_id)
     assert due is not None
     assert t0 + later.countdown - 0.01 <= due <= t1 + later.countdown + 0.01
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 3.0) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.02)
 
 
 # -- submit ---------------------------------------------------------------------------------------
@@ -273,7 +266,7 @@ def test_submit_retries_a_transient_error(
     assert requests_to(sb, "create") == 2
     # Only the slow POST was acted on by Akool: it is the duplicate ambiguous_submits warns of.
     created = 2 if rule["kind"] == "slow" else 1
-    wait_until(lambda: sb.stats()["submissions"] == created)
+    until(lambda: sb.stats()["submissions"] == created, 3.0, "the slow POST's job", interval=0.02)
 
 
 @pytest.mark.parametrize(
@@ -526,6 +519,24 @@ def test_a_near_deadline_shortens_the_countdown(svc: Services, sb: SandboxServer
     assert isinstance(later, Later)
     assert 0.5 <= later.countdown <= 0.8
     assert svc.jobs.get(job_id).state is JobState.SUBMITTED
+
+
+def test_a_poll_error_near_the_deadline_still_looks_at_the_deadline(
+    svc: Services, sb: SandboxServer
+) -> None:
+    job_id = new_job(svc)
+    submitted(svc, job_id)
+    # Given a job with three transient errors behind it (the next backoff is about 8 s) and
+    # its deadline 0.8 s away
+    svc.jobs.set_fields(job_id, transient_errors=3, deadline_at=time.time() + 0.8)
+    sb.configure(faults=[fault("detail", "http_500_html")])
+
+    later = steps.poll(svc, job_id)
+
+    # the retry is planned for the deadline, not after it
+    assert isinstance(later, Later)
+    assert 0.5 <= later.countdown <= 0.8
+    assert svc.jobs.get(job_id).transient_errors == 4
 
 
 @pytest.mark.parametrize(("rule", "code", "ambiguous"), RETRYABLE, ids=RETRYABLE_IDS)

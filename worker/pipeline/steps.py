@@ -206,12 +206,17 @@ def _not_done(svc: Services, job: Job, status: AudioStatus, now: float) -> Later
             f"deadline (last status {int(status)}, {job.polls + 1} polls)",
         )
         return None
-    delay = next_poll_delay(svc, job, now)
-    if job.deadline_at is not None:
-        delay = max(0.5, min(delay, job.deadline_at - now))
+    delay = _before_deadline(job, next_poll_delay(svc, job, now), now)
     lag = now - (job.due_at or now)
     svc.jobs.record_poll(job.job_id, status, None, now + delay, lag=lag)
     return Later(delay, f"Akool status {int(status)}")
+
+
+def _before_deadline(job: Job, delay: float, now: float) -> float:
+    """A poll's wait, shortened so that the last look is taken at the deadline."""
+    if job.deadline_at is None:
+        return delay
+    return max(0.5, min(delay, job.deadline_at - now))
 
 
 def _poll_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later | None:
@@ -228,8 +233,9 @@ def _poll_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later
             f"gave up after {errors} transient errors while polling: {exc}",
         )
         return None
-    delay = error_delay(svc, errors, exc)
-    svc.jobs.record_poll(job.job_id, None, None, time.time() + delay, error=True)
+    now = time.time()
+    delay = _before_deadline(job, error_delay(svc, errors, exc), now)
+    svc.jobs.record_poll(job.job_id, None, None, now + delay, error=True)
     return Later(delay, f"poll failed ({error_code(exc)}), retrying")
 
 
