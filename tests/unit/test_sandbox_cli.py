@@ -161,8 +161,8 @@ def test_flags_then_environment_then_defaults(
 
 
 def test_akool_audio_sandbox_takes_the_same_flags() -> None:
-    from worker.cli.main import parser
+    from worker.cli.main import sandbox_arguments
 
-    args = parser().parse_args(["sandbox", "--api-key", FLAG_KEY])
+    args = sandbox_arguments(["--api-key", FLAG_KEY])
     assert credentials(args, ENV).api_key == FLAG_KEY
-    assert credentials(parser().parse_args(["sandbox"]), ENV).api_key == ENV_KEY
+    assert credentials(sandbox_arguments([]), ENV).api_key == ENV_KEY

@@ -172,10 +172,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_FAILED if outcome.failed or outcome.missing else EXIT_OK
 
 
+def sandbox_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The options of ``akool-audio sandbox``, read by the sandbox's own parser."""
+    from sandbox import cli as sandbox_cli
+
+    p = argparse.ArgumentParser(
+        prog="akool-audio sandbox", description="Run the Akool-compatible sandbox server."
+    )
+    sandbox_cli.add_arguments(p)
+    return p.parse_args(argv)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox import cli as sandbox_cli
 
-    return int(sandbox_cli.run(args))
+    return int(sandbox_cli.run(sandbox_arguments(args.rest)))
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
@@ -271,10 +282,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--timeout", type=float, default=1800)
     b.set_defaults(func=cmd_batch)
 
-    sb = sub.add_parser("sandbox", help="run the Akool-compatible sandbox server")
-    from sandbox import cli as sandbox_cli
-
-    sandbox_cli.add_arguments(sb)
+    # The sandbox's own parser reads its options (sandbox_arguments), so that no other
+    # command imports the sandbox, a development tool.
+    sb = sub.add_parser(
+        "sandbox",
+        help="run the Akool-compatible sandbox server (`akool-audio sandbox --help`)",
+        add_help=False,
+    )
     sb.set_defaults(func=cmd_sandbox)
 
     wh = sub.add_parser("webhook", help="serve the Akool webhook receiver (/akool/webhook)")
@@ -299,7 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from worker.akool.errors import AkoolError
     from worker.services import Unavailable
 
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if rest and args.command != "sandbox":
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
         return int(args.func(args))
     except SettingsError as exc:
