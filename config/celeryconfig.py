@@ -28,8 +28,7 @@ QUEUES = (QUEUE_AUDIO, QUEUE_POLL, QUEUE_NOTIFY)
 # Seconds a synchronous Redis command (an ack, a publish, storing a result) may wait for its
 # answer. Without it a worker whose connections went silent (a NAT or load balancer forgot
 # them, a failover moved the address) waits forever and never reconnects. Far above any
-# normal answer; the fetch
-# itself waits at most 1 s server-side (worker/broker/reliable_redis.py).
+# normal answer; the fetch itself waits at most 1 s server-side (worker/broker/reliable_redis.py).
 REDIS_SOCKET_TIMEOUT = 20.0
 REDIS_CONNECT_TIMEOUT = 5.0
 

@@ -2,9 +2,10 @@
 
 ``celery -A worker ...`` finds the app as ``worker.app`` (defined in ``worker/celery.py``); it is
 imported lazily so that the client, the sandbox and the CLI can be used without reading Celery
-settings. The layers, each importing only those before it: ``akool`` (the remote API),
-``jobs`` (records), ``fleet`` and ``egress`` (shared state, outbound requests), ``pipeline``
-(the steps), then the frontends (``tasks/``, ``web``, ``cli``); ``services`` composes them.
+settings. The packages, each importing only those before it: ``akool`` (the remote API),
+``jobs`` (records), ``fleet`` and ``egress`` (shared state, outbound requests), ``maintenance``,
+``services`` (the composition root), ``pipeline`` (the steps), ``broker`` and ``celery`` (the
+app); then the frontends: ``tasks/``, ``web``, ``cli``. ``devstack`` is for development only.
 """
 
 from __future__ import annotations
