@@ -13,6 +13,7 @@ from typing import Any
 from celery import Task
 
 from config.celeryconfig import QUEUE_NOTIFY
+from tasks import chains
 from tasks.base import OPTIONS, again
 from tasks.chains import rest_of
 from worker import pipeline
@@ -51,7 +52,7 @@ def clone(self: Task, **kwargs: Any) -> Any:
     return _entry(self, "clone", kwargs)
 
 
-@app.task(name="audio.poll", **OPTIONS)
+@app.task(name=chains.POLL, **OPTIONS)
 def poll(self: Task, job_id: str) -> str:
     later = pipeline.poll(services(), job_id)
     if later is not None:
@@ -59,7 +60,7 @@ def poll(self: Task, job_id: str) -> str:
     return job_id
 
 
-@app.task(name="audio.download", **OPTIONS)
+@app.task(name=chains.DOWNLOAD, **OPTIONS)
 def download(self: Task, job_id: str) -> str:
     later = pipeline.fetch(services(), job_id)
     if later is not None:
@@ -67,7 +68,7 @@ def download(self: Task, job_id: str) -> str:
     return job_id
 
 
-@app.task(name="audio.finish", **OPTIONS)
+@app.task(name=chains.FINISH, **OPTIONS)
 def finish(self: Task, job_id: str) -> dict[str, Any]:
     summary, owed = pipeline.finish(services(), job_id)
     if owed:

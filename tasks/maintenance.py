@@ -14,7 +14,7 @@ from celery import Task
 
 from config.celeryconfig import QUEUE_AUDIO
 from tasks.base import MAINTENANCE_OPTIONS, again
-from tasks.chains import continuation
+from tasks.chains import RESUME, continuation
 from worker import pipeline
 from worker.celery import app
 from worker.fleet import voicecache
@@ -32,7 +32,7 @@ def _continue(svc: Services, job_id: str) -> None:
     continuation(job, (svc.jobs.due(job_id) or now) - now).apply_async()
 
 
-@app.task(name="maintenance.resume", **MAINTENANCE_OPTIONS)
+@app.task(name=RESUME, **MAINTENANCE_OPTIONS)
 def resume(self: Task, job_id: str) -> str:
     """Submit a job the sweeper found unsubmitted (lease-guarded), then continue its chain."""
     svc = services()

@@ -121,7 +121,7 @@ def build(settings: Settings) -> Services:
         akool=akool_client(settings, r),
         limiter=rate_limiter(settings, r),
         voices=VoiceCache(r, settings),
-        http=new_session(),
+        http=new_session(hosts=8),  # downloads and notifications reach many hosts
         estimator=Estimator(r, settings.key("estimate", "samples")),
         reports=Reports(r, settings),
     )

@@ -35,12 +35,13 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
 
 
-def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
-    """A session with a connection pool of ``pool_size`` and no hidden urllib3 retries."""
+def new_session(pool_size: int = POOL_SIZE, hosts: int = 4) -> requests.Session:
+    """A session with a pool of ``pool_size`` connections per host, for up to ``hosts`` hosts
+    at once, and no hidden urllib3 retries."""
     session = requests.Session()
     # total=0: a dropped POST must surface, never be silently re-sent by urllib3.
     adapter = HTTPAdapter(
-        pool_connections=4, pool_maxsize=pool_size, max_retries=Retry(total=0, read=False)
+        pool_connections=hosts, pool_maxsize=pool_size, max_retries=Retry(total=0, read=False)
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)

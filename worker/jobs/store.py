@@ -227,12 +227,12 @@ class JobStore:
         message = json.dumps(summary, separators=(",", ":"))
         return int(self._r.publish(self.s.events_channel, message))
 
-    def first_callback(self, akool_id: str, status: int, job_id: str, ttl: int) -> bool:
+    def first_callback(self, akool_id: str, status: AudioStatus, job_id: str, ttl: int) -> bool:
         """True the first time Akool calls back with ``status`` for ``akool_id``."""
         key = self.s.key("webhook", "seen", f"{akool_id}:{int(status)}")
         return bool(self._r.set(key, job_id, nx=True, ex=ttl))
 
-    def forget_callback(self, akool_id: str, status: int) -> None:
+    def forget_callback(self, akool_id: str, status: AudioStatus) -> None:
         """Let the next callback for ``(akool_id, status)`` count as the first again."""
         self._r.delete(self.s.key("webhook", "seen", f"{akool_id}:{int(status)}"))
 
