@@ -181,7 +181,15 @@ def run(
 
 def table(jobs: list[Job]) -> Table:
     """One row per job: its id, state (coloured, and in words), size and file or error."""
-    out = Table("job_id", "state", "bytes", "file / error", box=box.SIMPLE_HEAD)
+    out = Table(
+        "job_id",
+        "state",
+        "bytes",
+        "file / error",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
     for j in jobs:
         detail = j.file or (f"{j.error_code}: {j.error_message}" if j.error_code else "")
         state = f"[{STYLES.get(j.state.value, '')}]{j.state.value}[/]"
