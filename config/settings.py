@@ -8,15 +8,30 @@ A missing or invalid value raises ``SettingsError`` naming the variable; secrets
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 class SettingsError(ValueError):
     """Raised when an environment variable is missing or cannot be parsed."""
+
+
+MAX_PRESIGN_SECONDS = 7 * 86400
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """Where results go: a local directory (``path``) or an S3 bucket and key prefix."""
+
+    kind: Literal["local", "s3"]
+    path: Path | None = None
+    bucket: str = ""
+    prefix: str = ""
 
 
 SECRET = {"secret": True}
@@ -46,8 +61,14 @@ class Settings:
     poll_max_delay: float = 30.0
     poll_deadline: float = 900.0
     transient_error_budget: int = 8
-    # Files
+    # Results: where they go (AUDIO_STORE; AUDIO_DIR is its older name for a local directory)
+    audio_store: str | None = None
     audio_dir: Path = Path("audio")
+    s3_endpoint_url: str | None = None
+    aws_region: str | None = None
+    s3_addressing_style: str = "auto"
+    download_url_ttl: int = 86400
+    storage_retry_window: float = 86400.0
     download_max_bytes: int = 200 * 1024 * 1024
     download_timeout: float = 60.0
     allow_private_hosts: tuple[str, ...] = ()
@@ -115,6 +136,8 @@ class Settings:
             "purge_interval",
             "audio_retention_days",
             "flower_port",
+            "download_url_ttl",
+            "storage_retry_window",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -151,6 +174,16 @@ class Settings:
             raise SettingsError(
                 "JOB_RETENTION_DAYS must keep final records at least an hour (0.042 days)"
             )
+        self.store_target()  # raises SettingsError naming AUDIO_STORE
+        if self.s3_addressing_style not in ("auto", "path", "virtual"):
+            raise SettingsError("S3_ADDRESSING_STYLE must be auto, path or virtual")
+        if self.download_url_ttl > MAX_PRESIGN_SECONDS:
+            raise SettingsError(
+                f"DOWNLOAD_URL_TTL must be at most {MAX_PRESIGN_SECONDS} s (7 days): S3's "
+                "signatures (SigV4) cannot be valid longer"
+            )
+        if self.s3_endpoint_url and not self.s3_endpoint_url.startswith(("http://", "https://")):
+            raise SettingsError("S3_ENDPOINT_URL must be an http(s) URL")
         if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
             raise SettingsError("PUBLIC_BASE_URL must be an http(s) URL")
 
@@ -183,7 +216,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata.get("secret"):
                 shown = "(set, hidden)" if value else "(not set)"
-            elif f.name == "redis_url":
+            elif f.name in ("redis_url", "s3_endpoint_url") and value:
                 shown = _mask_url_password(value)
             elif isinstance(value, tuple):
                 shown = ",".join(value)
@@ -198,6 +231,36 @@ class Settings:
 
     def key(self, *parts: str) -> str:
         return ":".join((self.key_prefix, *parts))
+
+    def store_target(self) -> StoreTarget:
+        """Where results go: ``AUDIO_STORE`` (a path, ``file:///abs/path`` or
+        ``s3://BUCKET/PREFIX``), else the directory ``AUDIO_DIR``."""
+        raw = self.audio_store
+        if raw is None:
+            return StoreTarget("local", path=self.audio_dir)
+        if raw.startswith("s3://"):
+            bucket, _, prefix = raw.removeprefix("s3://").partition("/")
+            if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+                raise SettingsError(
+                    f"AUDIO_STORE: {bucket!r} is not a bucket name (3-63 lowercase letters, "
+                    "digits, '.' or '-')"
+                )
+            prefix = prefix.strip("/")
+            if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+                raise SettingsError("AUDIO_STORE: the prefix must not hold empty, '.' or '..'")
+            return StoreTarget("s3", bucket=bucket, prefix=prefix)
+        if raw.startswith("file://"):
+            path = raw.removeprefix("file://")
+            if not path.startswith("/"):
+                raise SettingsError(
+                    "AUDIO_STORE: a file:// URL needs an absolute path (file:///...)"
+                )
+            return StoreTarget("local", path=Path(path))
+        if "://" in raw:
+            raise SettingsError(
+                "AUDIO_STORE must be a path, file:///abs/path or s3://BUCKET/PREFIX"
+            )
+        return StoreTarget("local", path=Path(raw))
 
 
 def _mask_url_password(url: str) -> str:

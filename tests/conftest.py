@@ -100,3 +100,16 @@ def make_module_sandbox() -> Iterator[Callable[..., SandboxServer]]:
 @pytest.fixture()
 def sandbox(make_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
     return make_sandbox()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """A real S3 server on loopback (moto's, in a thread); tests reset it through its
+    ``/moto-api/reset`` endpoint before use."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()  # port=0: the kernel picked a free one
+    yield f"http://{host}:{port}"
+    server.stop()

@@ -21,6 +21,7 @@ ORDER = [
     "worker.jobs",
     "worker.fleet",
     "worker.egress",
+    "worker.storage",
     "worker.maintenance",
     "worker.services",
     "worker.pipeline",
