@@ -29,7 +29,7 @@ def rest_of(job: Job, due_in: float, finish: Signature | None = None) -> Signatu
     final = finish if finish is not None else _step(FINISH, job.job_id)
     if job.state.is_final:
         return final
-    if job.state is JobState.DOWNLOADING:
+    if job.state.is_fetching:
         return chain(_step(DOWNLOAD, job.job_id), final)
     if job.akool_status is not None and job.akool_status.is_final:
         due_in = 0.0

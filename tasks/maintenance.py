@@ -62,7 +62,7 @@ def _act(svc: Services, action: sweeper.Action, job_id: str) -> None:
         return
     if action is sweeper.Action.FAIL:
         job = svc.jobs.find(job_id)
-        if job is not None and job.state is JobState.DOWNLOADING:
+        if job is not None and job.state.is_fetching:
             svc.jobs.fail(
                 job_id,
                 ErrorCode.DOWNLOAD_STALLED,
@@ -90,7 +90,7 @@ def refresh_voices(self: Task) -> dict[str, Any]:
 def purge(self: Task) -> dict[str, Any]:
     svc = services()
     s = svc.settings
-    got = retention.purge(svc.jobs, s.audio_dir, s.job_retention_days, s.audio_retention_days)
+    got = retention.purge(svc.jobs, svc.store, s.job_retention_days, s.audio_retention_days)
     return svc.reports.record("purge", got.counts())
 
 

@@ -12,6 +12,7 @@ from config.celeryconfig import celery_config
 from config.settings import SettingsError, get_settings
 from worker.broker.redact import RedactingAMQP, on_task_received
 from worker.maintenance.recurring import beat_entries
+from worker.storage import StorageError, open_store
 
 app = Celery(
     "akool_audio",
@@ -25,9 +26,24 @@ task_received.connect(on_task_received, weak=False)
 
 @worker_init.connect
 def _check_settings(**_: object) -> None:
-    """A worker without Akool credentials would fail every job: refuse to start instead."""
+    """A worker without Akool credentials would fail every job: refuse to start instead. A
+    result store that cannot be written is said plainly at start; the worker still runs, and
+    finished jobs wait for the store (STORAGE_RETRY_WINDOW) instead of losing their results."""
+    settings = get_settings()
     try:
-        get_settings().require_credentials()
+        settings.require_credentials()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    store = open_store(settings)
+    try:
+        store.check()
+    except StorageError as exc:
+        print(
+            f"storage problem: {exc}. "
+            "Finished jobs will wait in state 'storing' for up to STORAGE_RETRY_WINDOW "
+            f"({settings.storage_retry_window:g} s) and resume once it works.",
+            file=sys.stderr,
+        )
+    else:
+        print(f"results go to {store.describe()}", file=sys.stderr)

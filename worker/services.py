@@ -21,6 +21,7 @@ from worker.fleet.tokencache import RedisTokenCache
 from worker.fleet.voicecache import VoiceCache
 from worker.jobs import JobStore
 from worker.maintenance.reports import Reports
+from worker.storage import ResultStore, open_store
 
 
 class Unavailable(RuntimeError):
@@ -35,6 +36,7 @@ class Services:
     limiter: RateLimiter
     voices: VoiceCache
     http: requests.Session  # downloads and notifications (not Akool)
+    store: ResultStore  # where results go (AUDIO_STORE)
     estimator: Estimator  # how long Akool takes, learned (worker/fleet/estimator.py)
     reports: Reports  # what each maintenance run did
 
@@ -122,6 +124,7 @@ def build(settings: Settings) -> Services:
         limiter=rate_limiter(settings, r),
         voices=VoiceCache(r, settings),
         http=new_session(hosts=8),  # downloads and notifications reach many hosts
+        store=open_store(settings),
         estimator=Estimator(r, settings.key("estimate", "samples")),
         reports=Reports(r, settings),
     )

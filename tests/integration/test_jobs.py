@@ -58,7 +58,7 @@ def test_a_final_job_stays_indexed_until_a_finisher_claims_it(
     jobs.create("j4", "create", REQ, "t")
     jobs.record_submitted("j4", "ak-4", 3, "http://x/a.wav", next_due=time.time())
     assert jobs.record_poll("j4", 3, "http://x/a.wav", time.time()) is JobState.DOWNLOADING
-    assert jobs.succeed("j4", "/tmp/j4.wav", "ab" * 32, 10)
+    assert jobs.succeed("j4", "/tmp/j4.wav", "/tmp/j4.wav", "ab" * 32, 10)
     assert not jobs.fail("j4", "late", "a final state is never overwritten")
     assert "j4" in jobs.overdue(time.time() + 1)  # the sweeper would finish it
     assert jobs.claim_finish("j4") is True

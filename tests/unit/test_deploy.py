@@ -15,6 +15,8 @@ from config.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = {"worker", "beat", "flower", "webhook"}
 SETTINGS = {f.name.upper() for f in fields(Settings)}
+# Read by boto3's credential chain (not our settings), and MinIO's own bootstrap user.
+FOREIGN = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
 
 
 def procfile() -> dict[str, str]:
@@ -37,7 +39,7 @@ def test_procfile_runs_the_four_processes_with_the_projects_commands() -> None:
 
 def test_compose_services_and_commands_match_the_procfile() -> None:
     services = compose()["services"]
-    assert set(services) == APP_SERVICES | {"redis", "sandbox"}
+    assert set(services) == APP_SERVICES | {"redis", "sandbox", "minio", "minio-init"}
     for name, command in procfile().items():
         assert services[name]["command"] == command, name
     assert services["sandbox"]["profiles"] == ["sandbox"]
@@ -56,17 +58,20 @@ def test_redis_persists_with_aof_never_evicts_and_has_a_healthcheck() -> None:
 def test_app_services_wait_for_a_healthy_redis() -> None:
     services = compose()["services"]
     for name in APP_SERVICES:
-        assert services[name]["depends_on"] == {"redis": {"condition": "service_healthy"}}, name
+        assert services[name]["depends_on"] == {
+            "redis": {"condition": "service_healthy"},
+            "minio-init": {"condition": "service_completed_successfully"},
+        }, name
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
 
 
 def test_every_environment_name_is_a_setting() -> None:
     for name, service in compose()["services"].items():
-        unknown = set(service.get("environment") or {}) - SETTINGS
+        unknown = set(service.get("environment") or {}) - SETTINGS - FOREIGN
         assert not unknown, f"{name}: {sorted(unknown)} are not in config/settings.py"
     text = (ROOT / "docker-compose.yml").read_text()
-    for var in re.findall(r"\$\{([A-Z_]+)", text):
-        assert var in SETTINGS, var
+    for var in re.findall(r"\$\{([A-Z0-9_]+)", text):
+        assert var in SETTINGS | FOREIGN, var
 
 
 def test_workers_scale_and_only_beat_reads_the_recurring_file() -> None:
@@ -82,3 +87,18 @@ def test_the_image_builds_from_the_dockerfile_with_the_flower_config() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert compose()["services"]["worker"]["build"] == "."
     assert "flowerconfig.py" in dockerfile and "pip install ." in dockerfile
+
+
+def test_results_go_to_the_bucket_that_minio_init_creates() -> None:
+    services = compose()["services"]
+    env = services["worker"]["environment"]
+    assert env["AUDIO_STORE"] == "${AUDIO_STORE:-s3://audio/results}"
+    assert env["S3_ENDPOINT_URL"] == "${S3_ENDPOINT_URL:-http://minio:9000}"
+    assert "mc mb --ignore-existing local/audio" in services["minio-init"]["entrypoint"]
+    assert services["minio-init"]["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    # No password has a default: compose refuses to start without one.
+    for name in ("minio", "minio-init"):
+        assert services[name]["environment"]["MINIO_ROOT_PASSWORD"].startswith(
+            "${MINIO_ROOT_PASSWORD:?"
+        )
+    assert "ports" not in services["minio"]  # reachable by the workers only

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from worker.jobs import Job, JobStore
 
-STATES = ("accepted", "submitting", "submitted", "downloading", "succeeded", "failed")
+STATES = ("accepted", "submitting", "submitted", "downloading", "storing", "succeeded", "failed")
 _FIELDS = (
     "input_text",
     "voice_id",
@@ -99,6 +99,7 @@ STYLES = {
     "submitting": "cyan",
     "submitted": "blue",
     "downloading": "magenta",
+    "storing": "yellow",
     "succeeded": "green",
     "failed": "bold red",
 }
@@ -191,7 +192,9 @@ def table(jobs: list[Job]) -> Table:
         pad_edge=False,
     )
     for j in jobs:
-        detail = j.file or (f"{j.error_code}: {j.error_message}" if j.error_code else "")
+        detail = (
+            j.file or j.location or (f"{j.error_code}: {j.error_message}" if j.error_code else "")
+        )
         state = f"[{STYLES.get(j.state.value, '')}]{j.state.value}[/]"
         out.add_row(escape(j.job_id), state, str(j.bytes or ""), escape(detail))
     return out

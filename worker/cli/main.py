@@ -117,8 +117,32 @@ def cmd_status(args: argparse.Namespace) -> int:
             "created_at": job.created_at,
             "updated_at": job.updated_at,
             "completed_at": job.completed_at,
+            "storage_error": job.storage_error,
         }
     )
+    return EXIT_OK
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    """Print a fresh link to a job's stored result (a presigned GET), or its path when the
+    result is in a local directory."""
+    from config.settings import MAX_PRESIGN_SECONDS, get_settings
+    from worker.jobs import JobState
+    from worker.storage import open_store
+
+    s = get_settings()
+    ttl = args.ttl or s.download_url_ttl
+    if not 0 < ttl <= MAX_PRESIGN_SECONDS:
+        print(f"--ttl must be 1 to {MAX_PRESIGN_SECONDS} s (7 days)", file=sys.stderr)
+        return EXIT_USAGE
+    job = _store().find(args.job_id)
+    if job is None:
+        print(f"no job {args.job_id!r}", file=sys.stderr)
+        return EXIT_FAILED
+    if job.state is not JobState.SUCCEEDED or not job.location:
+        print(f"job {job.job_id} has no stored result (state {job.state.value})", file=sys.stderr)
+        return EXIT_FAILED
+    print(open_store(s).download_url(job.location, ttl) or job.location)
     return EXIT_OK
 
 
@@ -209,9 +233,10 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     from config.settings import get_settings
     from worker.maintenance.retention import purge
+    from worker.storage import open_store
 
     s = get_settings()
-    got = purge(_store(), s.audio_dir, s.job_retention_days, s.audio_retention_days)
+    got = purge(_store(), open_store(s), s.job_retention_days, s.audio_retention_days)
     _print(got.counts())
     return EXIT_OK
 
@@ -272,6 +297,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("job_id")
     s.set_defaults(func=cmd_status)
 
+    u = sub.add_parser("url", help="print a fresh download link to a job's stored result")
+    u.add_argument("job_id")
+    u.add_argument("--ttl", type=int, help="seconds the link is valid (DOWNLOAD_URL_TTL)")
+    u.set_defaults(func=cmd_url)
+
     w = sub.add_parser("wait", help="wait until a job is final; exit 0 succeeded, 1 failed")
     w.add_argument("job_id")
     w.add_argument("--timeout", type=float, default=900)
@@ -312,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from config.settings import SettingsError
     from worker.akool.errors import AkoolError
     from worker.services import Unavailable
+    from worker.storage import StorageError
 
     p = parser()
     args, rest = p.parse_known_args(argv)
@@ -325,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except Unavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except StorageError as exc:
+        print(f"storage error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except AkoolError as exc:
         print(f"Akool error: {exc}", file=sys.stderr)

@@ -65,11 +65,25 @@ class DownloadTransient(DownloadError):
     code = ErrorCode.DOWNLOAD_TRANSIENT
 
 
+_CONTENT_TYPES = {
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "aac": "audio/aac",
+    "m4a": "audio/mp4",
+    "flac": "audio/flac",
+}
+
+
 @dataclass(frozen=True)
 class Downloaded:
     path: Path
     sha256: str
     bytes: int
+
+    @property
+    def content_type(self) -> str:
+        return _CONTENT_TYPES.get(self.path.suffix.lstrip("."), "application/octet-stream")
 
 
 def safe_job_filename(job_id: str, ext: str) -> str:

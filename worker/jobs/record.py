@@ -17,12 +17,18 @@ class JobState(StrEnum):
     SUBMITTING = "submitting"  # a worker holds the submit lease
     SUBMITTED = "submitted"  # Akool has it; we poll
     DOWNLOADING = "downloading"  # Akool finished; the file is being fetched
+    STORING = "storing"  # fetched, waiting for the result store (its error says why)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
     @property
     def is_final(self) -> bool:
         return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+    @property
+    def is_fetching(self) -> bool:
+        """Akool has finished: what is left is to download and store the result."""
+        return self in (JobState.DOWNLOADING, JobState.STORING)
 
 
 class ErrorCode(StrEnum):
@@ -38,6 +44,7 @@ class ErrorCode(StrEnum):
     DOWNLOAD_TRANSIENT = "download_transient"  # network errors until the budget ran out
     DOWNLOAD_ERROR = "download_error"  # any other answer than 200
     DOWNLOAD_STALLED = "download_stalled"  # restarted by the sweeper without progress
+    STORAGE_FAILED = "storage_failed"  # the result store refused it for STORAGE_RETRY_WINDOW
     # Akool could not be reached, or answered without an envelope, until the budget ran out.
     CONNECT_TIMEOUT = "ConnectTimeout"
     CONNECTION_FAILED = "ConnectionFailed"
@@ -98,6 +105,7 @@ class Job:
     completed_at: float | None
     deadline_at: float | None
     file: str | None
+    location: str | None
     sha256: str | None
     bytes: int | None
     error_code: str | None
@@ -111,6 +119,10 @@ class Job:
     sweeps: int = 0  # how often the sweeper restarted this job's next step
     finished_at: float | None = None  # when a finisher claimed the job (published, notified)
     orphan_akool_id: str | None = None  # an Akool job created after this one was recorded
+    storage_error: str | None = None  # why the result store refused the result (last time)
+    storage_since: float | None = None  # when the store first refused it
+    storage_attempts: int = 0
+    staged: str | None = None  # the fetched file's name while it waits for the store
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -135,6 +147,7 @@ class Job:
             completed_at=_opt_f(h, "completed_at"),
             deadline_at=_opt_f(h, "deadline_at"),
             file=_opt_s(h, "file"),
+            location=_opt_s(h, "location"),
             sha256=_opt_s(h, "sha256"),
             bytes=_opt_i(h, "bytes"),
             error_code=_opt_s(h, "error_code"),
@@ -148,10 +161,15 @@ class Job:
             sweeps=int(h.get("sweeps", 0)),
             finished_at=_opt_f(h, "finished_at"),
             orphan_akool_id=_opt_s(h, "orphan_akool_id"),
+            storage_error=_opt_s(h, "storage_error"),
+            storage_since=_opt_f(h, "storage_since"),
+            storage_attempts=int(h.get("storage_attempts", 0)),
+            staged=_opt_s(h, "staged"),
         )
 
-    def summary(self) -> dict[str, Any]:
-        """The final result: what callers and notifications receive (README, "The result")."""
+    def summary(self, download_url: str | None = None) -> dict[str, Any]:
+        """The final result: what callers and notifications receive (README, "The result").
+        ``download_url`` is a fresh link to the stored result (None for a local store)."""
         error = None
         if self.state is JobState.FAILED:
             error = {"code": self.error_code, "message": self.error_message}
@@ -161,6 +179,8 @@ class Job:
             "akool_id": self.akool_id,
             "audio_url": self.audio_url,
             "file": self.file,
+            "location": self.location,
+            "download_url": download_url,
             "sha256": self.sha256,
             "bytes": self.bytes,
             "error": error,

@@ -42,6 +42,7 @@ class JobStore:
         self._submitted = r.register_script(source("job_submitted"))
         self._fail = r.register_script(source("job_fail"))
         self._succeed = r.register_script(source("job_succeed"))
+        self._storing = r.register_script(source("job_storing"))
         self._polled = r.register_script(source("job_polled"))
         self._unlock = r.register_script(source("delete_if_equals"))
         self._release = r.register_script(source("job_release_submit"))
@@ -202,13 +203,29 @@ class JobStore:
             )
         )
 
-    def succeed(self, job_id: str, file: str, sha256: str, size: int) -> bool:
+    def succeed(self, job_id: str, location: str, file: str | None, sha256: str, size: int) -> bool:
+        """End the job with its stored result (``file`` None for object storage)."""
         return bool(
             self._succeed(
                 keys=[self.job_key(job_id), self.active_key],
-                args=[job_id, time.time(), file, sha256, size, self._retention],
+                args=[job_id, time.time(), location, file or "", sha256, size, self._retention],
             )
         )
+
+    def wait_for_storage(
+        self, job_id: str, error: str, next_due: float, *, staged: str, sha256: str, size: int
+    ) -> tuple[float, int] | None:
+        """Record that the store refused this job's result, fetched as ``staged``:
+        ``(since, attempts)``, or None when the job is not waiting for its result (it ended
+        meanwhile)."""
+        got = self._storing(
+            keys=[self.job_key(job_id), self.active_key],
+            args=[job_id, time.time(), error[:500], next_due, staged, sha256, size],
+        )
+        if not got:
+            return None
+        since, attempts = cast(list[Any], got)
+        return float(since), int(attempts)
 
     def claim_finish(self, job_id: str) -> bool:
         """True for exactly one caller per job: the one that publishes and notifies.

@@ -3,7 +3,9 @@
 -- 'lag' is how late this poll ran against its plan; the worst is kept (bench/ reads it).
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'missing' end
-if st == 'succeeded' or st == 'failed' or st == 'downloading' then return st end
+if st == 'succeeded' or st == 'failed' or st == 'downloading' or st == 'storing' then
+  return st
+end
 redis.call('HINCRBY', KEYS[1], 'polls', tonumber(ARGV[6]))
 redis.call('HINCRBY', KEYS[1], 'transient_errors', tonumber(ARGV[7]))
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2], 'due_at', ARGV[5])

@@ -53,7 +53,7 @@ def decide(jobs: JobStore, job_id: str, now: float, grace: float, stall: float) 
         return Action.PRUNE
     if job.state.is_final:
         return Action.FINISH
-    if job.state is JobState.DOWNLOADING:
+    if job.state.is_fetching:
         # A download legitimately takes a while: only a long silence means it is lost, and a
         # download the sweeper restarted MAX_DOWNLOAD_SWEEPS times without progress is given up.
         if now - job.updated_at <= stall:

@@ -4,7 +4,15 @@
 
 from worker.pipeline.deliver import SendTask, deliver
 from worker.pipeline.schedule import Later
-from worker.pipeline.steps import accept, fetch, finish, poll, submit, timed_out
+from worker.pipeline.steps import (
+    accept,
+    fetch,
+    finish,
+    poll,
+    result_summary,
+    submit,
+    timed_out,
+)
 
 __all__ = [
     "Later",
@@ -14,6 +22,7 @@ __all__ = [
     "fetch",
     "finish",
     "poll",
+    "result_summary",
     "submit",
     "timed_out",
 ]

@@ -12,7 +12,7 @@ from worker.egress import notify
 from worker.jobs import NotifyState
 from worker.jobs.request import from_record
 from worker.pipeline.schedule import Later
-from worker.pipeline.steps import URL_DONE
+from worker.pipeline.steps import URL_DONE, result_summary
 from worker.services import Services
 
 SendTask = Callable[[str, list[Any], str], None]
@@ -27,7 +27,7 @@ def deliver(svc: Services, job_id: str, attempt: int, send_task: SendTask) -> La
     try:
         job = svc.jobs.get(job_id)
         request = from_record(job.request)
-        summary = job.summary()
+        summary = result_summary(svc, job)
         if request.notify_task and job.notify_task_state is not NotifyState.SENT:
             send_task(request.notify_task, [summary], request.notify_queue)
             svc.jobs.set_fields(job_id, notify_task_state=NotifyState.SENT)

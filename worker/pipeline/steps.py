@@ -5,12 +5,14 @@ against the job record, so a redelivered message does no harm."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, assert_never
 
 from worker.akool import AudioJob, AudioStatus
 from worker.akool import errors as akool_errors
-from worker.egress.download import DownloadError, download
+from worker.backoff import backoff
+from worker.egress.download import Downloaded, DownloadError, download
 from worker.fleet.voicecache import check_voice
 from worker.jobs import ErrorCode, Job, JobState, NotifyState
 from worker.jobs.request import (
@@ -25,10 +27,12 @@ from worker.pipeline.schedule import (
     error_delay,
     first_poll_delay,
     learn,
+    longest_countdown,
     next_poll_delay,
     wait_for_token,
 )
 from worker.services import Services
+from worker.storage import StorageError
 
 # The public code of an Akool failure that carries no API code of its own.
 _AKOOL_CODES: dict[type[akool_errors.AkoolError], ErrorCode] = {
@@ -161,7 +165,7 @@ def _submit_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Lat
 
 def poll(svc: Services, job_id: str) -> Later | None:
     job = svc.jobs.get(job_id)
-    if job.state in (JobState.DOWNLOADING, JobState.SUCCEEDED, JobState.FAILED):
+    if job.state.is_final or job.state.is_fetching:
         return None
     if job.akool_id is None:
         raise RuntimeError(f"job {job_id} is polled before it was submitted")
@@ -243,31 +247,94 @@ def _poll_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later
 
 
 def fetch(svc: Services, job_id: str) -> Later | None:
+    """Download the result and put it in the result store, then end the job succeeded."""
     job = svc.jobs.get(job_id)
     if job.state.is_final:
         return None
-    if job.state is not JobState.DOWNLOADING or not job.audio_url:
+    if not job.state.is_fetching or not job.audio_url:
         raise RuntimeError(f"job {job_id} is in state {job.state}, not ready to download")
-    s = svc.settings
-    try:
-        got = download(
-            svc.http,
-            job.audio_url,
-            s.audio_dir,
-            job_id,
-            max_bytes=s.download_max_bytes,
-            timeout=s.download_timeout,
-            allow_hosts=s.allow_private_hosts,
-            total_timeout=max(30.0, s.task_time_limit - 30.0),
-        )
-    except DownloadError as exc:
-        errors = svc.jobs.count_transient_error(job_id)
-        if exc.retryable and errors <= s.transient_error_budget:
-            return Later(error_delay(svc, errors), f"download failed ({exc}), retrying")
-        svc.jobs.fail(job_id, exc.code, str(exc))
+    got = _staged(svc, job)
+    if got is None:
+        s = svc.settings
+        try:
+            got = download(
+                svc.http,
+                job.audio_url,
+                svc.store.staging_dir,
+                job_id,
+                max_bytes=s.download_max_bytes,
+                timeout=s.download_timeout,
+                allow_hosts=s.allow_private_hosts,
+                total_timeout=max(30.0, s.task_time_limit - 30.0),
+            )
+        except DownloadError as exc:
+            errors = svc.jobs.count_transient_error(job_id)
+            if exc.retryable and errors <= s.transient_error_budget:
+                return Later(error_delay(svc, errors), f"download failed ({exc}), retrying")
+            svc.jobs.fail(job_id, exc.code, str(exc))
+            return None
+    return _keep(svc, job, got)
+
+
+def _staged(svc: Services, job: Job) -> Downloaded | None:
+    """The result this host fetched before the store refused it, if it is still whole."""
+    if job.state is not JobState.STORING or not job.staged or not job.sha256:
         return None
-    svc.jobs.succeed(job_id, str(got.path.resolve()), got.sha256, got.bytes)
+    path = svc.store.staging_dir / job.staged
+    try:
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None  # fetched on another host, or purged: download it again
+    if digest != job.sha256 or path.stat().st_size != job.bytes:
+        return None
+    return Downloaded(path, digest, path.stat().st_size)
+
+
+# The longest wait between two tries of a refused result: the store is back within a minute.
+STORAGE_RETRY_CAP = 60.0
+
+
+def _keep(svc: Services, job: Job, got: Downloaded) -> Later | None:
+    """Put the fetched file in the result store. A result Akool made is paid for: when the store
+    refuses it, the job waits in ``storing`` (the reason on its record) and tries again, for up
+    to ``STORAGE_RETRY_WINDOW``; only then does it fail with ``storage_failed``."""
+    try:
+        stored = svc.store.put(
+            got.path,
+            got.path.name,
+            sha256=got.sha256,
+            size=got.bytes,
+            content_type=got.content_type,
+            metadata={"job_id": job.job_id, "akool_id": job.akool_id or ""},
+        )
+    except StorageError as exc:
+        return _storage_refused(svc, job, got, exc)
+    svc.jobs.succeed(job.job_id, stored.location, stored.file, got.sha256, got.bytes)
     return None
+
+
+def _storage_refused(svc: Services, job: Job, got: Downloaded, exc: StorageError) -> Later | None:
+    s = svc.settings
+    now = time.time()
+    delay = backoff(
+        job.storage_attempts, base=1.0, cap=min(STORAGE_RETRY_CAP, longest_countdown(svc))
+    )
+    waited = svc.jobs.wait_for_storage(
+        job.job_id, str(exc), now + delay, staged=got.path.name, sha256=got.sha256, size=got.bytes
+    )
+    if waited is None:
+        return None
+    since, attempts = waited
+    if now - since >= s.storage_retry_window:
+        svc.jobs.fail(
+            job.job_id,
+            ErrorCode.STORAGE_FAILED,
+            f"the result store refused the result for {now - since:.0f} s ({attempts} attempts, "
+            f"STORAGE_RETRY_WINDOW={s.storage_retry_window:g}): {exc}",
+        )
+        return None
+    return Later(delay, f"waiting for the result store ({svc.store.describe()}): {exc}")
 
 
 def timed_out(svc: Services, job_id: str, retries: int) -> float | None:
@@ -304,6 +371,17 @@ def notifications_owed(job: Job) -> bool:
     return task_owed or url_owed
 
 
+def result_summary(svc: Services, job: Job) -> dict[str, Any]:
+    """The job's summary with a fresh ``download_url`` when its result is in object storage."""
+    url = None
+    if job.state is JobState.SUCCEEDED and job.location:
+        try:
+            url = svc.store.download_url(job.location, svc.settings.download_url_ttl)
+        except StorageError:
+            url = None  # the summary stands without a link; `akool-audio url` makes one later
+    return job.summary(url)
+
+
 def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], bool]:
     """The final summary, and whether notifications are still owed to the caller.
 
@@ -315,7 +393,7 @@ def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], bool]:
     job = svc.jobs.get(job_id)
     if not job.state.is_final:
         raise RuntimeError(f"job {job_id} is not final ({job.state})")
-    summary = job.summary()
+    summary = result_summary(svc, job)
     if svc.jobs.claim_finish(job_id):
         svc.jobs.publish(summary)
     return summary, notifications_owed(job)

@@ -28,7 +28,7 @@ from typing import Any
 from config.settings import Settings, SettingsError, get_settings
 from worker.akool.crypto import WebhookEnvelope, WebhookError, open_envelope
 from worker.akool.models import AudioStatus
-from worker.jobs import ErrorCode, JobState, JobStore
+from worker.jobs import ErrorCode, JobStore
 
 log = logging.getLogger("akool_audio.webhook")
 
@@ -99,7 +99,7 @@ class Receiver:
         job = self.jobs.find(job_id)
         if job is None:
             return Answer(200, "job record expired")
-        if job.state.is_final or job.state is JobState.DOWNLOADING:
+        if job.state.is_final or job.state.is_fetching:
             return Answer(200, f"job already {job.state.value}")
         now = time.time()
         if status is AudioStatus.COMPLETED:
