@@ -11,12 +11,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, capacity, download, engine, polling, report
+from bench import baseline, capacity, download, engine, polling, report, storage
 from bench.engine import WorkerSpec
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md"
-SCENARIOS = ("ceiling", "throughput", "baseline", "polling", "capacity", "download", "pools")
+SCENARIOS = (
+    "ceiling",
+    "throughput",
+    "baseline",
+    "polling",
+    "capacity",
+    "download",
+    "pools",
+    "storage",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     step("capacity", lambda: capacity.run(spec, n_cap, window=150 if q else 240))
     step("download", download.run)
     step("pools", lambda: engine.pools(120 if q else 250, latency=0.2))
+    step("storage", lambda: storage.run(q))
     fig["seconds"] = round(time.time() - t0)
     report.derive(fig)
     print(report.table(fig))

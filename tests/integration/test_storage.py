@@ -164,17 +164,18 @@ def test_put_uploads_whole_once_and_links(s3: S3Client, moto_url: str, size: int
     if size >= 8 * MB:  # 8 MB parts: 8 + 8 + 4
         assert calls.count("CreateMultipartUpload") == 1 and calls.count("UploadPart") == 3
         assert calls.count("CompleteMultipartUpload") == 1 and "PutObject" not in calls
-    else:
-        assert calls == ["HeadObject", "PutObject"]
+    else:  # one conditional PUT (If-None-Match: *), no HEAD first
+        assert calls == ["PutObject"]
     assert uploads(s3) == []
     before = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}/job-1.mp3")
 
-    # The same bytes again (a redelivered task): one HEAD, nothing uploaded, the file dropped.
+    # The same bytes again (a redelivered task): nothing uploaded, the file dropped. A large
+    # result is looked at first; a small one's conditional PUT is refused (412), then looked at.
     calls.clear()
     path, _ = stage(store, "job-1.mp3", data)
     again = put(store, path, digest, size)
     assert again == Stored(stored.location, None, uploaded=False)
-    assert calls == ["HeadObject"]
+    assert calls == (["HeadObject"] if size >= 8 * MB else ["PutObject", "HeadObject"])
     assert not path.exists()
     after = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}/job-1.mp3")
     assert (after["ETag"], after["LastModified"]) == (before["ETag"], before["LastModified"])
@@ -392,3 +393,20 @@ def test_purge_deletes_old_results_in_batches_and_nothing_else(s3: S3Client, mot
     assert uploads(s3) == ["audio-other/job-99.mp3"]
     assert not stale_part.exists() and not orphan.exists()
     assert young_part.exists() and waiting.exists()
+
+
+def test_other_bytes_under_the_same_key_are_replaced(s3: S3Client, moto_url: str) -> None:
+    # Given an object of an earlier, different result under the key (a job id reused after its
+    # record expired)
+    store = make_store(moto_url)
+    path, digest = stage(store, "job-2.wav", b"old result")
+    put(store, path, digest, 10)
+    # When a new result is stored under it, the conditional PUT is refused, the object looked
+    # at, and replaced
+    data = os.urandom(4096)
+    path, digest = stage(store, "job-2.wav", data)
+    calls = record_calls(store)
+    assert put(store, path, digest, len(data)).uploaded is True
+    assert calls == ["PutObject", "HeadObject", "PutObject"]
+    body = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/job-2.wav")["Body"].read()
+    assert body == data

@@ -2,7 +2,8 @@
 
 Objects are ``PREFIX/<job_id>.<ext>``. A download is staged in a local directory and uploaded
 from there with boto3's transfer manager, which streams the file (multipart above 8 MB, a few
-parts in flight), so memory stays flat whatever the size. The object appears whole or not at
+parts in flight), so memory stays flat whatever the size; a result under the multipart
+threshold is one conditional PUT. The object appears whole or not at
 all: a failed multipart upload is aborted. s3transfer does that itself when it can (a failure
 cleanup registered by CreateMultipartUploadTask, s3transfer/tasks.py), but it has no upload id
 when CreateMultipartUpload's answer was lost, and when the abort itself fails it only logs it at
@@ -24,7 +25,7 @@ import time
 import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -70,6 +71,8 @@ TRANSFER = TransferConfig(
 )
 
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+_EXISTS = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+_NO_CONDITIONS = ("NotImplemented", "501")  # a store without conditional writes: look first
 _BAD_CREDENTIALS = (
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
@@ -148,6 +151,15 @@ class S3Store:
             raise StorageError(f"refused to store {name!r}: not a plain file name")
         key = self.key(name)
         location = f"s3://{self.bucket}/{key}"
+        extra = {"ContentType": content_type, "Metadata": {**metadata, "sha256": sha256}}
+        if size < TRANSFER.multipart_threshold:
+            try:
+                uploaded = self._put_small(path, key, sha256, size, extra)
+            except (BotoCoreError, ClientError, OSError) as exc:
+                raise self._error(exc, path) from None
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return Stored(location, None, uploaded=uploaded)
         try:
             identical = self._holds(key, sha256, size)
         except (BotoCoreError, ClientError) as exc:
@@ -158,10 +170,7 @@ class S3Store:
                     str(path),
                     self.bucket,
                     key,
-                    ExtraArgs={
-                        "ContentType": content_type,
-                        "Metadata": {**metadata, "sha256": sha256},
-                    },
+                    ExtraArgs=extra,
                     Config=TRANSFER,
                 )
             except (BotoCoreError, ClientError, Boto3Error, OSError) as exc:
@@ -235,6 +244,29 @@ class S3Store:
     def key(self, name: str) -> str:
         """The object key of ``name``: ``PREFIX/<name>``, or ``<name>`` without a prefix."""
         return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _put_small(
+        self, path: Path, key: str, sha256: str, size: int, extra: dict[str, Any]
+    ) -> bool:
+        """One PUT for a result under the multipart threshold: written only if no object has
+        the key yet (``If-None-Match: *``). Only when one has is it looked at: the same bytes
+        are not written again (False); others are replaced. A store that refuses conditions is
+        asked first; one that ignores them writes the same bytes once more, which changes
+        nothing."""
+        with path.open("rb") as body:
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", **extra
+                )
+                return True
+            except ClientError as exc:
+                if _code(exc) not in (*_EXISTS, *_NO_CONDITIONS):
+                    raise
+        if self._holds(key, sha256, size):
+            return False
+        with path.open("rb") as body:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
+        return True
 
     def _holds(self, key: str, sha256: str, size: int) -> bool:
         """Whether the object ``key`` already has these bytes (by its sha256 metadata)."""
