@@ -94,5 +94,5 @@ def wait(self: Task, job_id: str) -> dict[str, Any]:
     job = svc.jobs.get(job_id)
     grace = svc.settings.poll_deadline + 2 * svc.settings.task_time_limit
     if job.state.is_final or time.time() > job.created_at + grace:
-        return pipeline.result_summary(svc, job)
+        return pipeline.result_summary(svc.store, svc.settings.download_url_ttl, job)
     again(self, pipeline.Later(min(5.0, 0.5 * 2 ** min(self.request.retries, 4)), "waiting"))

@@ -22,6 +22,9 @@ class DurableTask(Task):
     reach Redis, it stays unacked and comes back after the visibility timeout.
     """
 
+    #: Its task-succeeded event leaves out the signatures of the result's links.
+    Request = "worker.broker.redact:RedactingRequest"
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Past the soft time limit Celery would record a failure and ack: the rest of the chain
         # would be gone until the beat sweep finds the job. The step runs again instead, within

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from celery import Celery
@@ -10,7 +11,7 @@ from celery.signals import task_received, worker_init
 from config.beat import beat_schedule
 from config.celeryconfig import celery_config
 from config.settings import SettingsError, get_settings
-from worker.broker.redact import RedactingAMQP, on_task_received
+from worker.broker.redact import RedactingAMQP, RedactResultsFilter, on_task_received
 from worker.maintenance.recurring import beat_entries
 from worker.storage import StorageError, open_store
 
@@ -22,6 +23,7 @@ app = Celery(
 app.conf.update(celery_config(get_settings()))
 app.conf.beat_schedule = {**beat_schedule(get_settings()), **beat_entries(get_settings())}
 task_received.connect(on_task_received, weak=False)
+logging.getLogger("celery.app.trace").addFilter(RedactResultsFilter())
 
 
 @worker_init.connect
@@ -35,8 +37,8 @@ def _check_settings(**_: object) -> None:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    store = open_store(settings)
     try:
+        store = open_store(settings)
         store.check()
     except StorageError as exc:
         print(

@@ -10,6 +10,7 @@ healed store is noticed within seconds here."""
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 import time
 import uuid
@@ -184,6 +185,12 @@ def test_create_and_clone_results_land_on_s3_whole(
         assert "X-Amz-Expires=600" in summary["download_url"]
         assert requests.get(summary["download_url"], timeout=10).content == body
     assert "results go to s3://results/tts" in worker.text()
+    # The caller's summary carries the signed link; the worker's log (and Flower's events) show
+    # it without its signature and credential.
+    assert "X-Amz-Signature=" in summary["download_url"]
+    log = worker.text()
+    assert "X-Amz-Signature=***" in log
+    assert re.search(r"X-Amz-(Signature|Credential)=(?!\*\*\*)", log) is None
 
 
 def test_a_result_uploaded_just_before_a_crash_is_kept_once(
@@ -284,3 +291,45 @@ def test_a_store_that_stays_down_past_the_window_fails_the_job(
     job = svc.jobs.get(job_id)
     assert job.state is JobState.FAILED and job.error_code == ErrorCode.STORAGE_FAILED
     assert "STORAGE_RETRY_WINDOW=1" in (job.error_message or "")
+
+
+def test_a_waiting_result_is_stored_from_its_staged_file_not_downloaded_again(
+    redis_url: str, sb: SandboxServer, moto_url: str, s3: S3Client
+) -> None:
+    # Given a job whose result was fetched but refused by the store (its endpoint is closed)
+    down = build(store_settings(redis_url, sb, "http://127.0.0.1:9"))
+    job_id = f"staged-{uuid.uuid4().hex[:8]}"
+    request = {"input_text": "Stored later.", "voice_id": VOICE, "job_id": job_id}
+    steps.accept(down, "create", request, job_id)
+    assert steps.submit(down, job_id) is None and steps.poll(down, job_id) is None
+    assert steps.fetch(down, job_id) is not None
+    job = down.jobs.get(job_id)
+    assert job.state is JobState.STORING and job.staged == f"{job_id}.wav"
+    downloads = sb.stats()["requests"]["download"]
+    # When the store is back (same host, same staging directory)
+    up = build(store_settings(redis_url, sb, moto_url))
+    assert up.store.staging_dir == down.store.staging_dir
+    assert steps.fetch(up, job_id) is None
+    # Then the staged file is stored as it is: no second download from Akool
+    assert sb.stats()["requests"]["download"] == downloads
+    done = up.jobs.get(job_id)
+    assert done.state is JobState.SUCCEEDED and done.sha256 == job.sha256
+    body = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{job_id}.wav")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == job.sha256
+
+
+def test_the_sweeper_never_fails_a_job_that_waits_for_the_store(
+    redis_url: str, sb: SandboxServer, aws: None
+) -> None:
+    from worker.maintenance import sweeper
+
+    svc = build(store_settings(redis_url, sb, "http://127.0.0.1:9"))
+    job_id = f"swept-{uuid.uuid4().hex[:8]}"
+    request = {"input_text": "Waiting long.", "voice_id": VOICE, "job_id": job_id}
+    steps.accept(svc, "create", request, job_id)
+    assert steps.submit(svc, job_id) is None and steps.poll(svc, job_id) is None
+    assert steps.fetch(svc, job_id) is not None  # storing
+    # Even after many restarts and a long silence, a storing job is restarted, not failed
+    svc.jobs.set_fields(job_id, sweeps=10)
+    later = time.time() + 3600
+    assert sweeper.decide(svc.jobs, job_id, later, 120, 420) is sweeper.Action.DOWNLOAD

@@ -74,3 +74,47 @@ def test_every_setting_is_in_the_readme_table() -> None:
     text = README.read_text()
     missing = [f.name.upper() for f in fields(Settings) if f"`{f.name.upper()}`" not in text]
     assert not missing, f"README settings table lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, ("local", "audio", "", "")),
+        ({"AUDIO_DIR": "/data/a"}, ("local", "/data/a", "", "")),
+        ({"AUDIO_STORE": "/srv/r", "AUDIO_DIR": "/data/a"}, ("local", "/srv/r", "", "")),
+        ({"AUDIO_STORE": "file:///srv/r"}, ("local", "/srv/r", "", "")),
+        ({"AUDIO_STORE": "s3://my-bucket/tts/v1/"}, ("s3", None, "my-bucket", "tts/v1")),
+        ({"AUDIO_STORE": "s3://my.bucket-2"}, ("s3", None, "my.bucket-2", "")),
+    ],
+)
+def test_audio_store_names_a_local_directory_or_a_bucket(
+    env: dict[str, str], expected: tuple[str, str | None, str, str]
+) -> None:
+    t = Settings.from_env(env).store_target()
+    assert (t.kind, None if t.path is None else str(t.path), t.bucket, t.prefix) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AUDIO_STORE": "file://relative/dir"}, "absolute path"),
+        ({"AUDIO_STORE": "s3://Bad_Bucket/x"}, "not a bucket name"),
+        ({"AUDIO_STORE": "s3://ab"}, "not a bucket name"),
+        ({"AUDIO_STORE": "s3://bucket/a/../b"}, "prefix"),
+        ({"AUDIO_STORE": "ftp://host/x"}, "AUDIO_STORE must be"),
+        ({"DOWNLOAD_URL_TTL": "604801"}, "at most 604800"),
+        ({"S3_ADDRESSING_STYLE": "dns"}, "auto, path or virtual"),
+        ({"S3_ENDPOINT_URL": "minio:9000"}, "S3_ENDPOINT_URL"),
+        ({"STORAGE_RETRY_WINDOW": "0"}, "STORAGE_RETRY_WINDOW"),
+    ],
+)
+def test_bad_storage_settings_are_refused_naming_the_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_the_endpoint_password_is_masked() -> None:
+    shown = Settings.from_env({"S3_ENDPOINT_URL": "https://u:pw1@minio:9000"}).redacted()
+    assert shown["S3_ENDPOINT_URL"] == "https://u:***@minio:9000"

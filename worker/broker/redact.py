@@ -11,12 +11,14 @@ message a worker receives, including those another backend sent with ``send_task
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from celery.app.amqp import AMQP
 from celery.utils.saferepr import saferepr
+from celery.worker.request import Request
 
 TEXT_KEEP = 60  # characters of input_text shown
 STRING_KEEP = 200  # characters of any other string shown
@@ -24,6 +26,9 @@ REPR_MAX = 1024
 _SECRET_KEY = re.compile(r"secret|token|passw|api_?key|signature|authori[sz]ation|cookie", re.I)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 MASK = "***"
+# The signing parts of a presigned URL (a result's download_url): whoever holds them can read
+# the object until it expires, so they are kept out of logs and events.
+_SIGNED = re.compile(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token)=)[^&'\"\s,}]+")
 
 
 def shorten(text: str, keep: int) -> str:
@@ -89,3 +94,29 @@ def on_task_received(request: Any = None, **_: Any) -> None:
         request._kwargsrepr = kwargs_repr(request.kwargs)
     except Exception:  # never let a display concern refuse a task
         request._argsrepr = request._kwargsrepr = "(hidden)"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the signing parts of any presigned URL in it masked."""
+    return _SIGNED.sub(rf"\1{MASK}", text)
+
+
+class RedactingRequest(Request):
+    """A worker's request whose ``task-succeeded`` event (what Flower shows) carries the result
+    without the signatures of its links; the caller's result keeps them."""
+
+    def send_event(self, type: str, **fields: Any) -> None:
+        if isinstance(fields.get("result"), str):
+            fields["result"] = redact_text(fields["result"])
+        super().send_event(type, **fields)
+
+
+class RedactResultsFilter(logging.Filter):
+    """For the logger ``celery.app.trace``: "Task ... succeeded ...: <result>" without the
+    signatures of the result's links."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, dict) and isinstance(args.get("return_value"), str):
+            record.args = {**args, "return_value": redact_text(args["return_value"])}
+        return True

@@ -192,9 +192,9 @@ def table(jobs: list[Job]) -> Table:
         pad_edge=False,
     )
     for j in jobs:
-        detail = (
-            j.file or j.location or (f"{j.error_code}: {j.error_message}" if j.error_code else "")
-        )
+        detail = j.file or j.location or j.storage_error or ""
+        if j.error_code:
+            detail = f"{j.error_code}: {j.error_message}"
         state = f"[{STYLES.get(j.state.value, '')}]{j.state.value}[/]"
         out.add_row(escape(j.job_id), state, str(j.bytes or ""), escape(detail))
     return out

@@ -22,6 +22,16 @@ def _store() -> Any:
     return reachable_job_store()
 
 
+def _summary(job: Any) -> dict[str, Any]:
+    """The job's summary as callers get it, with a fresh link to a result in object storage."""
+    from config.settings import get_settings
+    from worker.pipeline import result_summary
+    from worker.storage import open_store
+
+    s = get_settings()
+    return result_summary(open_store(s), s.download_url_ttl, job)
+
+
 def _print(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True))
 
@@ -110,7 +120,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     _print(
         {
-            **job.summary(),
+            **_summary(job),
             "akool_status": job.akool_status,
             "polls": job.polls,
             "submit_attempts": job.submit_attempts,
@@ -131,7 +141,7 @@ def cmd_url(args: argparse.Namespace) -> int:
     from worker.storage import open_store
 
     s = get_settings()
-    ttl = args.ttl or s.download_url_ttl
+    ttl = s.download_url_ttl if args.ttl is None else args.ttl
     if not 0 < ttl <= MAX_PRESIGN_SECONDS:
         print(f"--ttl must be 1 to {MAX_PRESIGN_SECONDS} s (7 days)", file=sys.stderr)
         return EXIT_USAGE
@@ -142,7 +152,15 @@ def cmd_url(args: argparse.Namespace) -> int:
     if job.state is not JobState.SUCCEEDED or not job.location:
         print(f"job {job.job_id} has no stored result (state {job.state.value})", file=sys.stderr)
         return EXIT_FAILED
-    print(open_store(s).download_url(job.location, ttl) or job.location)
+    link = open_store(s).download_url(job.location, ttl)
+    if link is None and not job.location.startswith("/"):
+        print(
+            f"the result is at {job.location}, but AUDIO_STORE here names a local directory: "
+            "set AUDIO_STORE (and S3_ENDPOINT_URL) as the workers have them",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    print(link or job.location)
     return EXIT_OK
 
 
@@ -162,7 +180,7 @@ def _wait(jobs: Any, job_id: str, timeout: float) -> int:
                     file=sys.stderr,
                 )
             if job.state.is_final:
-                _print(job.summary())
+                _print(_summary(job))
                 return EXIT_OK if job.state.value == "succeeded" else EXIT_FAILED
         if time.monotonic() - start > timeout:
             print(f"timed out after {timeout:g} s waiting for {job_id}", file=sys.stderr)

@@ -58,6 +58,10 @@ def decide(jobs: JobStore, job_id: str, now: float, grace: float, stall: float) 
         # download the sweeper restarted MAX_DOWNLOAD_SWEEPS times without progress is given up.
         if now - job.updated_at <= stall:
             return Action.SKIP
+        if job.state is JobState.STORING:
+            # Waiting for the result store: its own window decides when to give up (the step
+            # fails it with storage_failed), never the count of restarts.
+            return Action.DOWNLOAD
         return Action.FAIL if job.sweeps >= MAX_DOWNLOAD_SWEEPS else Action.DOWNLOAD
     if job.state is JobState.SUBMITTED:
         return Action.POLL

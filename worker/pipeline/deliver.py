@@ -27,7 +27,7 @@ def deliver(svc: Services, job_id: str, attempt: int, send_task: SendTask) -> La
     try:
         job = svc.jobs.get(job_id)
         request = from_record(job.request)
-        summary = result_summary(svc, job)
+        summary = result_summary(svc.store, svc.settings.download_url_ttl, job)
         if request.notify_task and job.notify_task_state is not NotifyState.SENT:
             send_task(request.notify_task, [summary], request.notify_queue)
             svc.jobs.set_fields(job_id, notify_task_state=NotifyState.SENT)

@@ -6,6 +6,7 @@ against the job record, so a redelivered message does no harm."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from typing import Any, assert_never
 
@@ -32,7 +33,9 @@ from worker.pipeline.schedule import (
     wait_for_token,
 )
 from worker.services import Services
-from worker.storage import StorageError
+from worker.storage import ResultStore, StorageError
+
+log = logging.getLogger(__name__)
 
 # The public code of an Akool failure that carries no API code of its own.
 _AKOOL_CODES: dict[type[akool_errors.AkoolError], ErrorCode] = {
@@ -310,7 +313,12 @@ def _keep(svc: Services, job: Job, got: Downloaded) -> Later | None:
         )
     except StorageError as exc:
         return _storage_refused(svc, job, got, exc)
-    svc.jobs.succeed(job.job_id, stored.location, stored.file, got.sha256, got.bytes)
+    if not svc.jobs.succeed(job.job_id, stored.location, stored.file, got.sha256, got.bytes):
+        log.warning(
+            "job %s ended while its result was stored; the result is at %s",
+            job.job_id,
+            stored.location,
+        )
     return None
 
 
@@ -334,6 +342,13 @@ def _storage_refused(svc: Services, job: Job, got: Downloaded, exc: StorageError
             f"STORAGE_RETRY_WINDOW={s.storage_retry_window:g}): {exc}",
         )
         return None
+    log.warning(
+        "job %s waits for the result store (attempt %d, next in %.0f s): %s",
+        job.job_id,
+        attempts,
+        delay,
+        exc,
+    )
     return Later(delay, f"waiting for the result store ({svc.store.describe()}): {exc}")
 
 
@@ -344,8 +359,12 @@ def timed_out(svc: Services, job_id: str, retries: int) -> float | None:
     task that timed out before its record existed counts its own retries instead. Returns the
     countdown, or None to give up."""
     s = svc.settings
-    if svc.jobs.find(job_id) is None:
+    job = svc.jobs.find(job_id)
+    if job is None:
         return error_delay(svc, retries + 1) if retries < s.transient_error_budget else None
+    if job.state is JobState.STORING:
+        # A slow store: it has its own window (STORAGE_RETRY_WINDOW), checked by the step.
+        return backoff(job.storage_attempts, base=1.0, cap=STORAGE_RETRY_CAP)
     errors = svc.jobs.count_transient_error(job_id)
     if errors <= s.transient_error_budget:
         return error_delay(svc, errors)
@@ -371,12 +390,13 @@ def notifications_owed(job: Job) -> bool:
     return task_owed or url_owed
 
 
-def result_summary(svc: Services, job: Job) -> dict[str, Any]:
-    """The job's summary with a fresh ``download_url`` when its result is in object storage."""
+def result_summary(store: ResultStore, ttl: int, job: Job) -> dict[str, Any]:
+    """The job's summary with a fresh ``download_url`` (valid ``ttl`` s) when its result is in
+    object storage."""
     url = None
     if job.state is JobState.SUCCEEDED and job.location:
         try:
-            url = svc.store.download_url(job.location, svc.settings.download_url_ttl)
+            url = store.download_url(job.location, ttl)
         except StorageError:
             url = None  # the summary stands without a link; `akool-audio url` makes one later
     return job.summary(url)
@@ -393,7 +413,7 @@ def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], bool]:
     job = svc.jobs.get(job_id)
     if not job.state.is_final:
         raise RuntimeError(f"job {job_id} is not final ({job.state})")
-    summary = result_summary(svc, job)
+    summary = result_summary(svc.store, svc.settings.download_url_ttl, job)
     if svc.jobs.claim_finish(job_id):
         svc.jobs.publish(summary)
     return summary, notifications_owed(job)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import time
 import uuid
@@ -47,6 +48,7 @@ from botocore.exceptions import (
 )
 
 from config.settings import Settings
+from worker.jobs.request import is_job_id
 from worker.storage.local import PART_MAX_AGE, is_partial
 from worker.storage.resultstore import Purged, StorageError, Stored
 
@@ -57,7 +59,10 @@ MB = 1024 * 1024
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 30
 MAX_BATCH = 1000  # the most keys one DeleteObjects or one list page takes
-STAGING_NAME = "akool-audio-staging"  # under the system temp dir, shared by this host's workers
+# An upload of the key started later than this before our own may be another worker's, live.
+LIVE_UPLOAD_MARGIN = 300.0
+STAGING_NAME = "akool-audio-staging"  # under the system temp dir, per user, private
+RESULT_EXTENSIONS = frozenset({"mp3", "wav", "ogg", "aac", "m4a", "flac"})
 
 #: Multipart above 8 MB in 8 MB parts, two parts in flight: the file is read from disk as it
 #: is sent, so a 100 MB upload costs a few MB of memory. "classic" keeps the pure-Python
@@ -104,13 +109,15 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
         self.batch_size = batch_size  # keys per list page and per DeleteObjects
-        self.staging_dir = staging_dir or Path(tempfile.gettempdir()) / STAGING_NAME
-        self.staging_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.staging_dir = (
+            staging_dir or Path(tempfile.gettempdir()) / f"{STAGING_NAME}-{os.getuid()}"
+        )
+        _private_dir(self.staging_dir)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
         target = settings.store_target()
-        if target.kind != "s3" or target.bucket is None:
+        if target.kind != "s3" or not target.bucket:
             raise ValueError("AUDIO_STORE does not name an S3 bucket")
         style = cast(Literal["auto", "virtual", "path"], settings.s3_addressing_style)
         config = Config(
@@ -118,6 +125,10 @@ class S3Store:
             # In a Config, max_attempts counts retries: up to 4 sends of a request in all.
             retries={"mode": "standard", "max_attempts": 3},
             connect_timeout=CONNECT_TIMEOUT,
+            # botocore >= 1.36 adds CRC checksums to every upload by default; several
+            # S3-compatible stores refuse them. Only where the operation requires one.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
             read_timeout=READ_TIMEOUT,
             signature_version="s3v4",
         )
@@ -155,11 +166,16 @@ class S3Store:
         if size < TRANSFER.multipart_threshold:
             try:
                 uploaded = self._put_small(path, key, sha256, size, extra)
+            except (HTTPClientError, BotoConnectionError) as exc:
+                # Some stores answer a refused PUT, or one whose condition failed (the object
+                # is there), by closing the connection before reading its body: look.
+                uploaded = self._after_broken_put(exc, key, sha256, size)
             except (BotoCoreError, ClientError, OSError) as exc:
                 raise self._error(exc, path) from None
             with contextlib.suppress(OSError):
                 path.unlink()
             return Stored(location, None, uploaded=uploaded)
+        started = time.time()
         try:
             identical = self._holds(key, sha256, size)
         except (BotoCoreError, ClientError) as exc:
@@ -174,11 +190,10 @@ class S3Store:
                     Config=TRANSFER,
                 )
             except (BotoCoreError, ClientError, Boto3Error, OSError) as exc:
-                if size >= TRANSFER.multipart_threshold:
-                    self._abort_uploads(key)
+                self._abort_uploads(key, before=started - LIVE_UPLOAD_MARGIN)
                 raise self._error(exc, path) from None
-            if size >= TRANSFER.multipart_threshold:
-                self._abort_uploads(key)  # what an earlier attempt could not abort itself
+            # What an earlier attempt could not abort itself (the store was gone then).
+            self._abort_uploads(key, before=started - LIVE_UPLOAD_MARGIN)
         with contextlib.suppress(OSError):
             path.unlink()
         return Stored(location, None, uploaded=not identical)
@@ -221,8 +236,8 @@ class S3Store:
             for page in pages:
                 for obj in page.get("Contents", []):
                     name = obj["Key"].removeprefix(start)
-                    if not obj["Key"].startswith(start) or not name or "/" in name:
-                        continue
+                    if not obj["Key"].startswith(start) or not is_result_name(name):
+                        continue  # not one of ours (even in a bucket without a prefix)
                     if obj["LastModified"].timestamp() >= older_than:
                         continue
                     if name.rsplit(".", 1)[0] in keep:
@@ -278,16 +293,17 @@ class S3Store:
             raise
         return head.get("Metadata", {}).get("sha256") == sha256 and head["ContentLength"] == size
 
-    def _abort_uploads(self, key: str) -> None:
-        """Abort every incomplete multipart upload of ``key``; best effort (the store may be
-        unreachable now: the next put of the key, or the purge, does it then)."""
+    def _abort_uploads(self, key: str, before: float) -> None:
+        """Abort the incomplete multipart uploads of ``key`` started before ``before`` (epoch
+        seconds): leftovers of earlier attempts, never one another worker runs now. Best
+        effort (the store may be unreachable: the next put of the key, or the purge, does it)."""
         with contextlib.suppress(BotoCoreError, ClientError):
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.bucket, Prefix=key
             )
             for page in pages:
                 for upload in page.get("Uploads", []):
-                    if upload["Key"] == key:
+                    if upload["Key"] == key and upload["Initiated"].timestamp() < before:
                         self.client.abort_multipart_upload(
                             Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
                         )
@@ -296,8 +312,11 @@ class S3Store:
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=self.bucket, Prefix=self.key("")
         )
+        start = self.key("")
         for page in pages:
             for upload in page.get("Uploads", []):
+                if not is_result_name(upload["Key"].removeprefix(start)):
+                    continue
                 if upload["Initiated"].timestamp() < before:
                     with contextlib.suppress(ClientError):  # NoSuchUpload: it just ended
                         self.client.abort_multipart_upload(
@@ -344,6 +363,19 @@ class S3Store:
             return
         except OSError as exc:
             raise StorageError(f"cannot purge {self.staging_dir}: {exc.strerror}") from None
+
+    def _after_broken_put(self, exc: BotoCoreError, key: str, sha256: str, size: int) -> bool:
+        """After a PUT whose connection broke: False when the object with these bytes is there
+        (it was written, or was already); else raise why (the HEAD's refusal, or ``exc``)."""
+        try:
+            if self._holds(key, sha256, size):
+                return False
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as refused:
+            raise self._error(refused) from None
+        except BotoCoreError:
+            pass
+        raise self._error(exc) from None
 
     def _host(self) -> str:
         """The endpoint's host and port, without user info or path."""
@@ -398,9 +430,29 @@ class S3Store:
             return "this host's clock is too far off for S3 to accept its signatures"
         if code in _UNAVAILABLE:
             return f"S3 is throttling or unavailable ({code}, HTTP {status})"
-        message = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())[:200]
-        return f"S3 refused {exc.operation_name} ({code}, HTTP {status}): {message}".rstrip(": ")
+        return f"S3 refused {exc.operation_name} ({code}, HTTP {status})"
 
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "?"))
+
+
+def is_result_name(name: str) -> bool:
+    """``<job_id>.<ext>`` as the pipeline names results: nothing else is ours to delete."""
+    stem, dot, ext = name.rpartition(".")
+    return bool(dot) and ext in RESULT_EXTENSIONS and is_job_id(stem)
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` for this user only, or accept it only when it is a real directory of
+    this user that nobody else may use (not a link someone else planted in /tmp)."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.lstat()
+    except OSError as exc:
+        raise StorageError(f"cannot create the staging directory {path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise StorageError(
+            f"the staging directory {path} is not a private directory of this user: remove it "
+            "or set TMPDIR to another place"
+        )
