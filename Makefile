@@ -33,7 +33,8 @@ check: lint typecheck test
 demo: install redis-server
 	$(BIN)/akool-audio demo
 
-# ~12 min: five fault scenarios at full size; figures -> docs/reliability/, docs/RELIABILITY.md
+# ~15 min: the fault scenarios at full size (Redis, Akool, workers, the object store);
+# figures -> docs/reliability/, docs/RELIABILITY.md
 chaos: install redis-server
 	$(BIN)/pytest -q -m chaos tests/chaos; status=$$?; \
 	$(BIN)/python -m tests.chaos.report; exit $$status

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import base64
 import json
+import statistics
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery.result import AsyncResult
 
-from tests.support.harness import Figures, Stack
+from tests.support.faultproxy import FaultProxy
+from tests.support.harness import CHAOS_ENV, PREFIX, Figures, ObjectStore, Stack
+from tests.support.procs import CeleryWorker
 from tests.support.tcpproxy import TcpProxy
+from worker.storage.s3 import STAGING_NAME, TRANSFER
 
 # Realistic Akool timing: done after about 1 s plus 20 ms a word, polled with backoff.
 LIFECYCLE = {"mode": "duration", "base_seconds": 1.0, "per_word_seconds": 0.02, "jitter": 0.3}
@@ -265,6 +272,325 @@ def akool_faults(stack: Stack, jobs: int, *, timeout: float) -> Figures:
         wall,
     )
     return fig
+
+
+# --- results on S3 ----------------------------------------------------------------------
+
+S3_BUCKET, S3_PREFIX = "audio-results", "tts"
+MB = 1024 * 1024
+SMALL_RESULT = 1 * MB  # one PutObject
+LARGE_RESULT = 10 * MB  # multipart (worker/storage/s3.py: 8 MB parts, above 8 MB)
+CAP_BYTES = 512 * 1024  # cap_connections: a connection is reset past this many bytes up
+HOLD_AFTER = 3 * MB // 2  # the victim's S3 answers are held once this much more went up
+CUT_AFTER = 4 * MB  # cut_after: the store vanishes once this much more went up (mostly parts)
+
+# The timeline, in seconds after the first job is sent (the load runs ``jobs / rate`` s).
+KILL_UPLOADING = 3.0  # hold the victim's S3 answers; SIGKILL it 1 s after they are held
+DOWN, UP = 8.0, 20.0  # S3 refuses every connection (RST) in between
+KILL_STORING = 12.0  # SIGKILL the victim again while jobs wait in `storing`
+CAP = 26.0  # every request body over CAP_BYTES is reset mid-transfer; small requests pass
+GONE = 31.0  # then uploads flow again and the store vanishes CUT_AFTER bytes into them
+BACK = 40.0  # and comes back
+SIZE_WINDOW = 2.0  # results made in every third window of 2 s are large
+
+
+@dataclass
+class StoreFigures(Figures):
+    """The figures of a run with results on S3; ``store`` counts the bucket against the jobs
+    (objects, missing, extra, metadata mismatches, incomplete multipart uploads left)."""
+
+    store: dict[str, Any] = field(default_factory=dict)
+
+
+class _StoreRun:
+    """The object_store scenario's clock: the steady load, the result sizes, the faults and
+    the samples, driven by :meth:`Stack.wait_final`'s tick (about every 0.5 s)."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        s3: ObjectStore,
+        proxies: dict[str, FaultProxy],
+        victim: CeleryWorker,
+        ids: list[str],
+        rate: float,
+    ) -> None:
+        self.stack, self.s3, self.proxies, self.victim = stack, s3, proxies, victim
+        self.ids, self.rate = ids, rate
+        self.sent = 0
+        self.size: int | None = None
+        self.done: set[str] = set()
+        self.uploads_peak = 0
+        self.storing_peak = 0
+        self.hold: tuple[float, int] | None = None  # (when the hold was set, byte threshold)
+        self.held_at: float | None = None
+        self.restarting: threading.Thread | None = None
+        self.errors: list[str] = []
+        self.open_before_cap: set[str] = set()  # upload ids open as the second outage began
+        self.left_when_back: list[tuple[str, bool]] = []  # (key, open before that outage)
+
+    def _restart_victim(self) -> None:
+        def run() -> None:
+            try:
+                self.victim.start(timeout=90)
+            except Exception as exc:  # surfaced by finish()
+                self.errors.append(f"victim restart: {exc!r}"[:500])
+
+        # In a thread: a worker whose store is down at start takes seconds to check it, and
+        # the load and the timeline go on meanwhile.
+        self.restarting = threading.Thread(target=run, name="victim-restart", daemon=True)
+        self.restarting.start()
+
+    def _all(self, act: Callable[[FaultProxy], None]) -> None:
+        for p in self.proxies.values():
+            act(p)
+
+    def tick(self, elapsed: float, final: int) -> None:
+        jobs = len(self.ids)
+        due = min(jobs, int(elapsed * self.rate) + 1)
+        if due > self.sent:
+            self.stack.send(self.ids[self.sent : due])
+            self.sent = due
+        size = LARGE_RESULT if int(elapsed // SIZE_WINDOW) % 3 == 0 else SMALL_RESULT
+        if size != self.size and self.sent < jobs:
+            self.stack.sandbox.configure(audio_bytes=size)
+            self.size = size
+        uploads = self.s3.uploads()
+        self.uploads_peak = max(self.uploads_peak, len(uploads))
+        states = self.stack.states(self.ids[: self.sent])
+        storing = sum(1 for st in states.values() if st == "storing")
+        self.storing_peak = max(self.storing_peak, storing)
+        where = f"({final}/{jobs} final, {storing} storing, {len(uploads)} multipart open)"
+        victim_proxy = self.proxies["victim"]
+
+        # 1. A SIGKILL mid-upload: hold the victim's S3 answers once its uploads carried
+        # HOLD_AFTER more bytes, so the kill lands while a result is being stored.
+        if self.hold is None and elapsed >= KILL_UPLOADING:
+            self.hold = (elapsed, victim_proxy.upstream_bytes + HOLD_AFTER)
+            victim_proxy.hold_answers_after(HOLD_AFTER)
+            self.stack.note(f"victim's S3 answers held after {HOLD_AFTER // 1024} KB more {where}")
+        elif self.hold is not None and self.held_at is None and "kill1" not in self.done:
+            if victim_proxy.upstream_bytes >= self.hold[1]:
+                self.held_at = elapsed
+            elif elapsed >= self.hold[0] + 8:
+                self.held_at = elapsed - 1.0
+                self.stack.note("no upload of the victim's reached the hold in 8 s")
+        if self.held_at is not None and "kill1" not in self.done and elapsed >= self.held_at + 1:
+            self.done.add("kill1")
+            self.victim.kill()
+            victim_proxy.heal()
+            open_keys = sorted(u["Key"].rsplit("/", 1)[-1] for u in uploads)
+            self.stack.note(
+                f"victim SIGKILLed {elapsed - self.held_at:.1f} s after its S3 answers were "
+                f"held, mid-upload {where}; open at moto: {', '.join(open_keys) or 'none'}"
+            )
+            self._restart_victim()
+
+        # 2. S3 refuses every connection (RST on the next byte, then on connect).
+        if "down" not in self.done and elapsed >= DOWN:
+            self.done.add("down")
+            self._all(lambda p: p.cut_after(0))
+            self.stack.note(f"S3 down: proxies reset and refuse every connection {where}")
+        if (
+            "kill2" not in self.done
+            and "down" in self.done
+            and elapsed >= KILL_STORING
+            and (storing or elapsed >= UP - 2)
+            and not (self.restarting and self.restarting.is_alive())
+        ):
+            self.done.add("kill2")
+            self.victim.kill()
+            self.stack.note(f"victim SIGKILLed while S3 is down {where}")
+            self._restart_victim()
+        if "up" not in self.done and elapsed >= UP:
+            self.done.add("up")
+            self._all(lambda p: p.heal())
+            self.stack.note(f"S3 back {where}")
+
+        # 3. S3 goes away again, cutting uploads mid-transfer: first every body over
+        # CAP_BYTES is reset (small requests, such as s3transfer's abort, still pass); then
+        # the cap is lifted and the store vanishes CUT_AFTER bytes into the uploads that
+        # resume, most of them parts of multipart uploads, whose abort it then refuses.
+        if "cap" not in self.done and elapsed >= CAP:
+            self.done.add("cap")
+            self.open_before_cap = {u["UploadId"] for u in uploads}
+            self._all(lambda p: p.cap_connections(CAP_BYTES))
+            self.stack.note(f"S3 resets any connection past {CAP_BYTES // 1024} KB up {where}")
+        if "gone" not in self.done and elapsed >= GONE:
+            self.done.add("gone")
+            for p in self.proxies.values():
+                p.heal()
+                p.cut_after(CUT_AFTER)
+            self.stack.note(f"cap lifted; S3 gone {CUT_AFTER // MB} MB into the uploads {where}")
+        if "back" not in self.done and "gone" in self.done and elapsed >= BACK:
+            self.done.add("back")
+            self.left_when_back = sorted(
+                (u["Key"], u["UploadId"] in self.open_before_cap) for u in uploads
+            )
+            self._all(lambda p: p.heal())
+            self.stack.note(f"S3 back {where}")
+
+    def finish(self) -> None:
+        """Wait for a restart still under way; heal whatever is still broken."""
+        if self.restarting is not None:
+            self.restarting.join(timeout=120)
+        if "back" not in self.done:
+            self._all(lambda p: p.heal())
+            self.stack.note("every job final before the timeline's end: proxies healed")
+
+
+def _spread(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    values = sorted(values)
+    p90 = values[min(len(values) - 1, int(0.9 * len(values)))]
+    return {
+        "n": len(values),
+        "median": round(statistics.median(values), 1),
+        "p90": round(p90, 1),
+        "max": round(values[-1], 1),
+    }
+
+
+def _count_store(
+    stack: Stack, s3: ObjectStore, ids: list[str], run: _StoreRun
+) -> tuple[dict[str, Any], list[str]]:
+    """The bucket against the job records: one object per succeeded job, with its sha256 in
+    the metadata; the multipart uploads left; how long jobs waited in ``storing``."""
+    r = stack.client()
+    records: dict[str, dict[str, str]] = {}
+    for j in ids:
+        records[j] = r.hgetall(f"{PREFIX}:job:{j}")  # type: ignore[assignment]
+    r.close()
+    won = {j: h for j, h in records.items() if h.get("state") == "succeeded"}
+    objects = s3.objects()
+
+    def stem(key: str) -> str:
+        return key.removeprefix(f"{s3.prefix}/").rsplit(".", 1)[0]
+
+    per_job = Counter(stem(k) for k in objects)
+    missing, meta_mismatch = [], []
+    for j, h in won.items():
+        key = s3.key_of(h["location"])
+        if key not in objects:
+            missing.append(j)
+            continue
+        head = s3.client.head_object(Bucket=s3.bucket, Key=key)
+        if head["Metadata"].get("sha256") != h["sha256"] or head["ContentLength"] != int(
+            h["bytes"]
+        ):
+            meta_mismatch.append(j)
+    extra = sorted(k for k in objects if stem(k) not in won or per_job[stem(k)] > 1)
+    left = s3.uploads()
+    states = {j: h.get("state") for j, h in records.items()}
+    waited = [
+        float(h["completed_at"]) - float(h["storage_since"])
+        for h in won.values()
+        if h.get("storage_since")
+    ]
+    ready_to_stored = [
+        float(h["completed_at"]) - float(h["detected_at"])
+        for h in won.values()
+        if h.get("detected_at")
+    ]
+    attempts = [int(h.get("storage_attempts", 0)) for h in won.values()]
+    staging = s3.staging_root / STAGING_NAME
+    staged = sorted(p.name for p in staging.iterdir()) if staging.is_dir() else []
+    partial = [n for n in staged if n.endswith(".part")]
+    store: dict[str, Any] = {
+        "objects": len(objects),
+        "succeeded": len(won),
+        "missing": len(missing),
+        "extra": len(extra),
+        "metadata_mismatch": len(meta_mismatch),
+        "multipart_results": sum(
+            1 for h in won.values() if int(h["bytes"]) >= TRANSFER.multipart_threshold
+        ),
+        "uploads_left": len(left),
+        "uploads_open_peak": run.uploads_peak,
+        "uploads_left_when_back": len(run.left_when_back),
+        "uploads_cut_left_when_back": sum(1 for _, older in run.left_when_back if not older),
+        "storing_peak": run.storing_peak,
+        "storing_wait": _spread(waited),
+        "storage_attempts_max": max(attempts, default=0),
+        "ready_to_stored": _spread(ready_to_stored),
+        "transient_errors": sum(int(h.get("transient_errors", 0)) for h in records.values()),
+        "proxy_resets": sum(p.resets for p in run.proxies.values()),
+        "staging_left": len(staged) - len(partial),
+        "staging_partial_left": len(partial),
+    }
+    notes = []
+    if missing:
+        notes.append(f"succeeded without an object: {', '.join(sorted(missing)[:10])}")
+    if extra:
+        notes.append(f"objects of no succeeded job, or a second one: {', '.join(extra[:10])}")
+    if meta_mismatch:
+        notes.append(f"sha256 metadata or size differs: {', '.join(sorted(meta_mismatch)[:10])}")
+    cut = [k for k, older in run.left_when_back if not older]
+    older = [k for k, older in run.left_when_back if older]
+    if run.left_when_back:
+        notes.append(
+            f"multipart uploads open when S3 came back the second time: {len(cut)} cut by that "
+            f"outage, which neither s3transfer nor the store could abort while S3 was gone "
+            f"({', '.join(stem(k) for k in cut) or 'none'}), and {len(older)} open since before "
+            f"it ({', '.join(stem(k) for k in older) or 'none'}); their jobs ended "
+            f"{dict(Counter(states.get(stem(k)) for k, _ in run.left_when_back))}, and "
+            f"{len(left)} uploads were left at the end (the next successful put of a key aborts "
+            "what earlier tries left)"
+        )
+    long = [w for w in waited if w > 60]
+    if long:
+        vt = int(CHAOS_ENV["VISIBILITY_TIMEOUT"])
+        # worker/pipeline/schedule.py longest_countdown: the cap on the wait between two tries
+        cap = max(float(CHAOS_ENV["POLL_MAX_DELAY"]), vt - int(CHAOS_ENV["TASK_TIME_LIMIT"]) - 120)
+        notes.append(
+            f"{len(long)} jobs waited over 60 s in `storing`, longer than any outage plus the "
+            f"{cap:g} s cap on the wait between tries: the victim held their next try when it "
+            f"was SIGKILLed, and such a message comes back after VISIBILITY_TIMEOUT ({vt} s)"
+        )
+    for u in left:
+        notes.append(
+            f"multipart upload left at the end: {u['Key']} (job {states.get(stem(u['Key']))})"
+        )
+    if staged:
+        notes.append(f"left in the staging directory: {', '.join(staged[:10])}")
+    notes.extend(run.errors)
+    return store, notes
+
+
+def object_store(stack: Stack, jobs: int, *, rate: float, timeout: float) -> StoreFigures:
+    """Results on S3 (moto's server, a process of its own) under a steady load of ``jobs`` sent
+    at ``rate`` a second. Each of two workers reaches S3 through its own FaultProxy; both
+    proxies get the same faults, and the victim's alone is used to time its first SIGKILL
+    mid-upload. The timeline is above (KILL_UPLOADING ... BACK); the workers keep the default
+    STORAGE_RETRY_WINDOW (a day), so no job may fail."""
+    s3 = stack.object_store(S3_BUCKET, S3_PREFIX)
+    stack.sandbox.configure(lifecycle=LIFECYCLE, audio_bytes=SMALL_RESULT, seed=8)
+    proxies = {name: stack.fault_proxy(s3.port) for name in ("steady", "victim")}
+    stack.worker("steady", env=s3.worker_env(proxies["steady"].url))
+    victim = stack.worker("victim", env=s3.worker_env(proxies["victim"].url))
+    run_id = uuid.uuid4().hex[:6]
+    ids = [f"s3-{run_id}-{i:04d}" for i in range(jobs)]
+    run = _StoreRun(stack, s3, proxies, victim, ids, rate)
+    stack.note(f"moto on port {s3.port}; the load starts, t=0 of the timeline")
+    wall = stack.wait_final(ids, timeout, run.tick)
+    run.finish()
+    fig = stack.measure(
+        "object_store",
+        f"results on S3 (moto) behind a fault proxy: refused for {UP - DOWN:g} s; then "
+        f"bodies over {CAP_BYTES // 1024} KB cut mid-transfer for {GONE - CAP:g} s, then the "
+        f"store gone {CUT_AFTER // MB} MB into the resumed uploads for about {BACK - GONE:g} s; "
+        "a worker SIGKILLed mid-upload and again while jobs waited in `storing`",
+        f"{jobs} jobs at {rate:g}/s ({SMALL_RESULT // MB} MB results in one PUT, "
+        f"{LARGE_RESULT // MB} MB multipart), 2 workers x 2 processes",
+        ids,
+        wall,
+        read=s3.read,
+    )
+    store, notes = _count_store(stack, s3, ids, run)
+    out = StoreFigures(**fig.as_dict(), store=store)
+    out.notes.extend(notes)
+    return out
 
 
 # --- poison messages --------------------------------------------------------------------

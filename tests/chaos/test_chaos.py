@@ -1,5 +1,5 @@
-"""The reliability issue's five fault scenarios at full size, and the fetch window
-(``make chaos``, ~15 min).
+"""The reliability issue's five fault scenarios at full size, results on S3 under faults
+(``object_store``), and the fetch window (``make chaos``, ~18 min).
 
 Each test runs a fresh stack (redis-server with AOF, the sandbox, real workers), asserts that
 nothing is lost and every file matches the sandbox's sha256, and writes its figures to
@@ -83,6 +83,23 @@ def test_akool_faults(stack: Stack) -> None:
     fig = scenarios.akool_faults(stack, JOBS, timeout=TIMEOUT)
     check(fig)
     assert fig.succeeded == JOBS, fig.failure_codes
+
+
+@pytest.mark.timeout(600)
+def test_object_store(stack: Stack) -> None:
+    """Results on S3 under a steady load: S3 refused, back, gone again mid-upload, a worker
+    SIGKILLed mid-upload and while jobs wait in `storing`. Nothing lost, nothing failed (the
+    default STORAGE_RETRY_WINDOW), one whole object per job, no multipart upload left."""
+    fig = scenarios.object_store(stack, 120, rate=3.0, timeout=TIMEOUT)
+    check(fig)
+    store = fig.store
+    assert fig.succeeded == fig.jobs, fig.failure_codes
+    assert store["objects"] == fig.succeeded, (store, fig.notes)
+    assert store["missing"] == store["extra"] == store["metadata_mismatch"] == 0, fig.notes
+    assert store["uploads_left"] == 0, fig.notes
+    assert store["multipart_results"] > 0, store  # both kinds of upload were cut
+    assert store["storing_wait"]["n"] > 0, store  # the outages made jobs wait in `storing`
+    assert sum("SIGKILLed" in e for e in fig.events) == 2, fig.events
 
 
 @pytest.mark.timeout(300)

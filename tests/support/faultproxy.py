@@ -119,6 +119,7 @@ class FaultProxy:
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
         peer = {client: upstream, upstream: client}
         sent = 0
+        faulted = True  # a fault (or an error) resets both sides; a plain close is passed on
         try:
             while not self._stopping.is_set():
                 watched = [client] if self._holding() else [client, upstream]
@@ -126,6 +127,7 @@ class FaultProxy:
                 for s in ready:
                     data = s.recv(65536)
                     if not data:
+                        faulted = False  # one side closed: the other gets a clean close
                         return
                     if s is client:
                         if not self._allow(sent, len(data)):
@@ -137,8 +139,12 @@ class FaultProxy:
         finally:
             with self._lock:
                 self._conns.difference_update((client, upstream))
-            _reset(client)
-            _reset(upstream)
+            for s in (client, upstream):
+                if faulted:
+                    _reset(s)
+                else:
+                    with contextlib.suppress(OSError):
+                        s.close()
 
 
 def _reset(s: socket.socket) -> None:

@@ -4,29 +4,40 @@ Used by ``tests/chaos`` (full size) and ``tests/integration/test_reliability.py`
 Everything is real: a redis-server with AOF, the sandbox over HTTP, ``celery worker`` processes.
 Figures come from the job records in Redis, the files on disk and the sandbox's own stats; they
 are written as JSON and rendered into docs/RELIABILITY.md by ``tests/chaos/report.py``.
+
+A scenario that keeps results on S3 starts moto's S3 server with :meth:`Stack.object_store`
+(a process of its own) and puts a :class:`~tests.support.faultproxy.FaultProxy` from
+:meth:`Stack.fault_proxy` between it and the workers; :meth:`Stack.measure` then reads each
+result back from the bucket instead of the disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from celery import Celery
 
 from sandbox import VOICES, SandboxServer
+from tests.support.faultproxy import FaultProxy
 from tests.support.procs import CeleryWorker, Proc, worker_env
 from tests.support.redis import RedisServer
 from tests.support.services import beat
 from tests.support.stack import caller_app
 from tests.support.tcpproxy import TcpProxy
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 PREFIX = "akool-audio"
@@ -50,6 +61,34 @@ CHAOS_ENV = {
     "AKOOL_RATE_LIMIT": "100",
     "AKOOL_RATE_BURST": "20",
 }
+
+# Made-up credentials for moto, for the workers' environment only: no profile or credentials
+# file and no instance metadata, so boto3's chain finds these and nothing else.
+S3_FAKE_KEY_ID, S3_FAKE_SECRET, S3_REGION = (
+    "AKIAIOSFODNN7EXAMPLE",
+    "chaos-secret-that-is-not-real-7d1e",
+    "us-east-1",
+)
+S3_WORKER_ENV = {
+    "AWS_ACCESS_KEY_ID": S3_FAKE_KEY_ID,
+    "AWS_SECRET_ACCESS_KEY": S3_FAKE_SECRET,
+    "AWS_REGION": S3_REGION,
+    "AWS_DEFAULT_REGION": S3_REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+}
+
+# moto's S3 server on a port the kernel picks; the line it prints says which.
+_MOTO = """
+import threading
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+print(f"moto listening on http://{host}:{port}", flush=True)
+threading.Event().wait()
+"""
 
 
 @dataclass
@@ -81,6 +120,101 @@ class Figures:
         return asdict(self)
 
 
+class ObjectStore:
+    """moto's S3 server in a process of its own on a free loopback port, with one bucket.
+    ``client`` talks to it directly, with the fake credentials passed in code (this process's
+    environment stays without them); workers reach it through a FaultProxy
+    (:meth:`worker_env`)."""
+
+    def __init__(self, workdir: Path, bucket: str, prefix: str) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.staging_root = workdir / "tmp"  # the workers' TMPDIR: one host's staging directory
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.proc = Proc(
+            [sys.executable, "-c", _MOTO],
+            {**env, "PYTHONUNBUFFERED": "1"},
+            workdir / "logs" / "moto.log",
+            "moto listening on",
+        )
+        self.url = ""
+        self.port = 0
+        self._client: S3Client | None = None
+
+    def start(self) -> ObjectStore:
+        import boto3  # only the scenarios that keep results on S3 load boto3
+        import botocore.session
+
+        self.proc.start(timeout=60)
+        line = next(x for x in self.proc.text().splitlines() if "moto listening on" in x)
+        self.url = line.rsplit(" ", 1)[1]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        core = botocore.session.Session()
+        core.set_config_variable("config_file", S3_WORKER_ENV["AWS_CONFIG_FILE"])
+        core.set_config_variable("credentials_file", S3_WORKER_ENV["AWS_SHARED_CREDENTIALS_FILE"])
+        session = boto3.session.Session(
+            aws_access_key_id=S3_FAKE_KEY_ID,
+            aws_secret_access_key=S3_FAKE_SECRET,
+            region_name=S3_REGION,
+            botocore_session=core,
+        )
+        self._client = session.client("s3", endpoint_url=self.url)
+        self._client.create_bucket(Bucket=self.bucket)
+        self.staging_root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            raise RuntimeError("the object store is not started")
+        return self._client
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+    def worker_env(self, endpoint_url: str) -> dict[str, str]:
+        """What a worker needs to keep its results here, reaching the store at
+        ``endpoint_url`` (a FaultProxy's), with staging under ``staging_root``."""
+        return {
+            **S3_WORKER_ENV,
+            "AUDIO_STORE": f"s3://{self.bucket}/{self.prefix}",
+            "S3_ENDPOINT_URL": endpoint_url,
+            "S3_ADDRESSING_STYLE": "path",
+            "TMPDIR": str(self.staging_root),
+        }
+
+    def objects(self) -> dict[str, dict[str, Any]]:
+        """Every object under the prefix: key -> its listing entry."""
+        out: dict[str, dict[str, Any]] = {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/"
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                out[obj["Key"]] = dict(obj)
+        return out
+
+    def uploads(self) -> list[dict[str, Any]]:
+        """The incomplete multipart uploads in the bucket."""
+        out: list[dict[str, Any]] = []
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket
+        ):
+            out.extend(dict(u) for u in page.get("Uploads", []))
+        return out
+
+    def key_of(self, location: str) -> str:
+        ours = f"s3://{self.bucket}/"
+        if not location.startswith(ours):
+            raise ValueError(f"{location!r} is not in s3://{self.bucket}")
+        return location.removeprefix(ours)
+
+    def read(self, record: Mapping[str, str]) -> bytes:
+        """The stored result of a succeeded job's record (its ``location``)."""
+        got = self.client.get_object(Bucket=self.bucket, Key=self.key_of(record["location"]))
+        return got["Body"].read()
+
+
 class Stack:
     """Redis (AOF), the sandbox, workers and a caller app, in ``workdir``."""
 
@@ -92,6 +226,8 @@ class Stack:
         self.extra_env = {**CHAOS_ENV, **(env or {})}
         self.workers: dict[str, CeleryWorker] = {}
         self.proxies: list[TcpProxy] = []
+        self.fault_proxies: list[FaultProxy] = []
+        self.stores: list[ObjectStore] = []
         self.beats: list[Proc] = []
         self.caller: Celery = caller_app(self.redis.url)
         self.t0 = time.monotonic()
@@ -142,6 +278,18 @@ class Stack:
         self.proxies.append(p)
         return p
 
+    def object_store(self, bucket: str, prefix: str) -> ObjectStore:
+        """moto's S3 server, started in a process of its own, with ``bucket`` created."""
+        store = ObjectStore(self.workdir, bucket, prefix)
+        self.stores.append(store)
+        return store.start()
+
+    def fault_proxy(self, port: int) -> FaultProxy:
+        """A FaultProxy to a loopback ``port`` (an object store's), stopped with the stack."""
+        p = FaultProxy(port).start()
+        self.fault_proxies.append(p)
+        return p
+
     def note(self, event: str) -> None:
         self.events.append(f"t={time.monotonic() - self.t0:.1f}s {event}")
 
@@ -161,6 +309,10 @@ class Stack:
             w.stop()
         for p in self.proxies:
             p.stop()
+        for fp in self.fault_proxies:
+            fp.stop()
+        for store in self.stores:
+            store.stop()
         self.caller.close()
         self.sandbox.stop()
         self.redis.stop()
@@ -231,8 +383,17 @@ class Stack:
             time.sleep(0.5)
 
     def measure(
-        self, scenario: str, fault: str, load: str, job_ids: list[str], wall: float
+        self,
+        scenario: str,
+        fault: str,
+        load: str,
+        job_ids: list[str],
+        wall: float,
+        *,
+        read: Callable[[Mapping[str, str]], bytes] | None = None,
     ) -> Figures:
+        """Count the jobs' outcomes. ``read`` gives a succeeded job's stored bytes from its
+        record (an object store's :meth:`ObjectStore.read`); by default its ``file``."""
         fig = Figures(scenario, fault, load, jobs=len(job_ids), wall_seconds=round(wall, 1))
         r = self.client()
         texts = set()
@@ -265,7 +426,7 @@ class Stack:
                 codes[h.get("error_code", "?")] += 1
                 continue
             fig.succeeded += 1
-            data = Path(h["file"]).read_bytes()
+            data = read(h) if read is not None else Path(h["file"]).read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             expected = self.sandbox.job(h["akool_id"])["sha256"]
             if not (digest == h["sha256"] == expected):
