@@ -192,8 +192,9 @@ class S3Store:
             except (BotoCoreError, ClientError, Boto3Error, OSError) as exc:
                 self._abort_uploads(key, before=started - LIVE_UPLOAD_MARGIN)
                 raise self._error(exc, path) from None
-            # What an earlier attempt could not abort itself (the store was gone then).
-            self._abort_uploads(key, before=started - LIVE_UPLOAD_MARGIN)
+        # What an earlier attempt could not abort itself (the store was gone then), also when
+        # that attempt's object turned out to be whole after all.
+        self._abort_uploads(key, before=started - LIVE_UPLOAD_MARGIN)
         with contextlib.suppress(OSError):
             path.unlink()
         return Stored(location, None, uploaded=not identical)
