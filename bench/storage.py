@@ -92,7 +92,7 @@ else:
     elif mode == "ours_no_head":
         assert callable(store._holds) and callable(store._abort_uploads)
         store._holds = lambda *args: False
-        store._abort_uploads = lambda *args: None
+        store._abort_uploads = lambda *args, **kwargs: None
     else:
         assert mode == "ours", mode
     meta = {"job_id": "bench", "akool_id": "0" * 24}
