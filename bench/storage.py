@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stack import ROOT
-from worker.devstack.procs import Proc
+from worker.devstack.s3server import MotoServer
 
 MB = 2**20
 SIZES_MB = (1, 100)
@@ -35,18 +35,6 @@ RATIO_TARGET = 0.9  # our MB/s / boto3's
 PATHS = ("ours", "baseline")
 #: Not shipped, full run only: ours with boto3's default concurrency; ours without its checks.
 VARIANTS = ("ours_c10", "ours_no_head")
-
-# moto's S3 server in its own process, on a port the kernel picks; it says where it listens and
-# serves until it is stopped.
-SERVER = """
-import threading
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"moto listening on http://{host}:{port}", flush=True)
-threading.Event().wait()
-"""
 
 # One upload in a fresh process. argv: mode, endpoint, then the bucket to create (mode
 # "bucket") or the file, its sha256 and the object's name. Prints the figures and the transfer
@@ -122,10 +110,9 @@ def run(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
         work = Path(tmp)
         env = _env(work)
-        server = Proc([sys.executable, "-c", SERVER], env, work / "moto.log", "listening on")
-        server.start(timeout=60)
+        server = MotoServer(env, work / "moto.log").start()
         try:
-            endpoint = server.text()[server.offset :].split("listening on", 1)[1].split()[0]
+            endpoint = server.url
             _probe(env, "bucket", endpoint, BUCKET)
             for mb in SIZES_MB:
                 out[f"{mb}mb"] = _measure(env, endpoint, work, mb, paths)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 import uuid
 from collections import Counter
@@ -35,6 +34,7 @@ from tests.support.redis import RedisServer
 from tests.support.services import beat
 from tests.support.stack import caller_app
 from tests.support.tcpproxy import TcpProxy
+from worker.devstack.s3server import MotoServer
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -79,17 +79,6 @@ S3_WORKER_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
 }
 
-# moto's S3 server on a port the kernel picks; the line it prints says which.
-_MOTO = """
-import threading
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"moto listening on http://{host}:{port}", flush=True)
-threading.Event().wait()
-"""
-
 
 @dataclass
 class Figures:
@@ -131,12 +120,7 @@ class ObjectStore:
         self.prefix = prefix
         self.staging_root = workdir / "tmp"  # the workers' TMPDIR: one host's staging directory
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.proc = Proc(
-            [sys.executable, "-c", _MOTO],
-            {**env, "PYTHONUNBUFFERED": "1"},
-            workdir / "logs" / "moto.log",
-            "moto listening on",
-        )
+        self.proc = MotoServer(env, workdir / "logs" / "moto.log")
         self.url = ""
         self.port = 0
         self._client: S3Client | None = None
@@ -145,9 +129,7 @@ class ObjectStore:
         import boto3  # only the scenarios that keep results on S3 load boto3
         import botocore.session
 
-        self.proc.start(timeout=60)
-        line = next(x for x in self.proc.text().splitlines() if "moto listening on" in x)
-        self.url = line.rsplit(" ", 1)[1]
+        self.url = self.proc.start().url
         self.port = int(self.url.rsplit(":", 1)[1])
         core = botocore.session.Session()
         core.set_config_variable("config_file", S3_WORKER_ENV["AWS_CONFIG_FILE"])
