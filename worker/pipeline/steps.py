@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from typing import Any, assert_never
 
@@ -286,12 +287,13 @@ def _staged(svc: Services, job: Job) -> Downloaded | None:
     path = svc.store.staging_dir / job.staged
     try:
         with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
             digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return None  # fetched on another host, or purged: download it again
-    if digest != job.sha256 or path.stat().st_size != job.bytes:
+    if digest != job.sha256 or size != job.bytes:
         return None
-    return Downloaded(path, digest, path.stat().st_size)
+    return Downloaded(path, digest, size)
 
 
 # The longest wait between two tries of a refused result: the store is back within a minute.
