@@ -30,7 +30,8 @@ from tests.support.stack import caller_app
 from tests.support.wait import until
 from worker.jobs import ErrorCode, Job, JobState
 from worker.pipeline import steps
-from worker.services import build
+from worker.pipeline.schedule import Later
+from worker.services import Services, build
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -272,18 +273,26 @@ def test_wrong_credentials_make_jobs_wait_then_succeed_once_fixed(
     assert f"{PREFIX}/{job_id}.wav" in objects(s3)
 
 
+CLOSED = "http://127.0.0.1:9"  # an S3 endpoint nobody answers on
+
+
+def refused_result(svc: Services, tag: str) -> tuple[str, Later | None]:
+    """A job run in-process up to its result, which the store then refuses: (id, the fetch's
+    answer)."""
+    job_id = f"{tag}-{uuid.uuid4().hex[:8]}"
+    request = {"input_text": f"Result of {job_id}.", "voice_id": VOICE, "job_id": job_id}
+    steps.accept(svc, "create", request, job_id)
+    assert steps.submit(svc, job_id) is None
+    assert steps.poll(svc, job_id) is None  # one poll: done
+    return job_id, steps.fetch(svc, job_id)
+
+
 def test_a_store_that_stays_down_past_the_window_fails_the_job(
     redis_url: str, sb: SandboxServer, tmp_path: Path, aws: None
 ) -> None:
     # In-process steps: the store's endpoint is a closed port; the window is 1 s.
-    closed = "http://127.0.0.1:9"
-    svc = build(store_settings(redis_url, sb, closed, STORAGE_RETRY_WINDOW="1"))
-    job_id = f"window-{uuid.uuid4().hex[:8]}"
-    request = {"input_text": "Never stored.", "voice_id": VOICE, "job_id": job_id}
-    steps.accept(svc, "create", request, job_id)
-    assert steps.submit(svc, job_id) is None
-    assert steps.poll(svc, job_id) is None  # one poll: done
-    first = steps.fetch(svc, job_id)
+    svc = build(store_settings(redis_url, sb, CLOSED, STORAGE_RETRY_WINDOW="1"))
+    job_id, first = refused_result(svc, "window")
     assert first is not None and "waiting for the result store" in first.reason
     assert svc.jobs.get(job_id).state is JobState.STORING
     time.sleep(1.1)  # ok-sleep: past STORAGE_RETRY_WINDOW
@@ -297,12 +306,9 @@ def test_a_waiting_result_is_stored_from_its_staged_file_not_downloaded_again(
     redis_url: str, sb: SandboxServer, moto_url: str, s3: S3Client
 ) -> None:
     # Given a job whose result was fetched but refused by the store (its endpoint is closed)
-    down = build(store_settings(redis_url, sb, "http://127.0.0.1:9"))
-    job_id = f"staged-{uuid.uuid4().hex[:8]}"
-    request = {"input_text": "Stored later.", "voice_id": VOICE, "job_id": job_id}
-    steps.accept(down, "create", request, job_id)
-    assert steps.submit(down, job_id) is None and steps.poll(down, job_id) is None
-    assert steps.fetch(down, job_id) is not None
+    down = build(store_settings(redis_url, sb, CLOSED))
+    job_id, later = refused_result(down, "staged")
+    assert later is not None
     job = down.jobs.get(job_id)
     assert job.state is JobState.STORING and job.staged == f"{job_id}.wav"
     downloads = sb.stats()["requests"]["download"]
@@ -323,12 +329,9 @@ def test_the_sweeper_never_fails_a_job_that_waits_for_the_store(
 ) -> None:
     from worker.maintenance import sweeper
 
-    svc = build(store_settings(redis_url, sb, "http://127.0.0.1:9"))
-    job_id = f"swept-{uuid.uuid4().hex[:8]}"
-    request = {"input_text": "Waiting long.", "voice_id": VOICE, "job_id": job_id}
-    steps.accept(svc, "create", request, job_id)
-    assert steps.submit(svc, job_id) is None and steps.poll(svc, job_id) is None
-    assert steps.fetch(svc, job_id) is not None  # storing
+    svc = build(store_settings(redis_url, sb, CLOSED))
+    job_id, later = refused_result(svc, "swept")
+    assert later is not None  # storing
     # Even after many restarts and a long silence, a storing job is restarted, not failed
     svc.jobs.set_fields(job_id, sweeps=10)
     later = time.time() + 3600

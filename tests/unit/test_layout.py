@@ -112,7 +112,8 @@ def test_no_import_cycle() -> None:
 
 
 def test_lua_lives_in_lua_files_only() -> None:
-    offenders = [m for m, p in MODULES.items() if "redis.call(" in p.read_text()]
+    call = "redis" + ".call("  # spelled apart, so this file is not one of them
+    offenders = [m for m, p in MODULES.items() if call in p.read_text()]
     assert offenders == []
     assert len(list((ROOT / "worker" / "lua").glob("*.lua"))) >= 10
 
