@@ -83,6 +83,12 @@ class Settings:
     public_base_url: str | None = None
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8000
+    # The web service (`akool-audio web`): the /v1 API, /metrics, /akool/webhook, the pages
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    api_tokens: tuple[str, ...] = field(default=(), repr=False, metadata=SECRET)
+    api_auth: bool = True  # API_AUTH=off: no token asked (a private network only)
+    flower_url: str | None = None
     # Beat (RedBeat) and its schedules
     beat_max_loop_interval: float = 5.0
     beat_lock_timeout: int = 30
@@ -104,7 +110,9 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             name = f.name.upper()
-            raw = env.get(name)
+            raw = _secret_file(env, name) if f.metadata.get("secret") else None
+            if raw is None:
+                raw = env.get(name)
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(name, raw.strip(), f.type)
@@ -129,6 +137,7 @@ class Settings:
             "task_time_limit",
             "akool_max_words",
             "webhook_port",
+            "web_port",
             "beat_max_loop_interval",
             "sweep_interval",
             "sweep_grace",
@@ -184,6 +193,10 @@ class Settings:
             )
         if self.s3_endpoint_url and not self.s3_endpoint_url.startswith(("http://", "https://")):
             raise SettingsError("S3_ENDPOINT_URL must be an http(s) URL")
+        if any(len(t) < 16 for t in self.api_tokens):
+            raise SettingsError("API_TOKENS: each token must be at least 16 characters")
+        if self.flower_url and not self.flower_url.startswith(("http://", "https://")):
+            raise SettingsError("FLOWER_URL must be an http(s) URL")
         if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
             raise SettingsError("PUBLIC_BASE_URL must be an http(s) URL")
 
@@ -261,6 +274,20 @@ class Settings:
                 "AUDIO_STORE must be a path, file:///abs/path or s3://BUCKET/PREFIX"
             )
         return StoreTarget("local", path=Path(raw))
+
+
+def _secret_file(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from the file ``NAME_FILE`` names (Docker and Kubernetes mount secrets as
+    files); None when it is not set. Setting both ``NAME`` and ``NAME_FILE`` is an error."""
+    path = env.get(f"{name}_FILE", "").strip()
+    if not path:
+        return None
+    if env.get(name, "").strip():
+        raise SettingsError(f"set {name} or {name}_FILE, not both")
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SettingsError(f"{name}_FILE: cannot read {path} ({exc.strerror})") from None
 
 
 def _mask_url_password(url: str) -> str:
