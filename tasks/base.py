@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NoReturn
 
 import redis
 from celery import Task
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError
 
 from worker import pipeline
 from worker.services import services
+
+log = logging.getLogger(__name__)
 
 
 class DurableTask(Task):
@@ -31,6 +34,11 @@ class DurableTask(Task):
         # the job's error budget.
         try:
             return super().__call__(*args, **kwargs)
+        except pipeline.Stale as stale:
+            # An earlier attempt's message (the job was retried or cancelled meanwhile): its
+            # chain ends here, acked; the current attempt has its own chain.
+            log.info("%s: %s", self.name, stale)
+            raise Ignore() from None
         except SoftTimeLimitExceeded:
             job_id = str(args[0] if args else kwargs.get("job_id") or self.request.id)
             countdown = pipeline.timed_out(services(), job_id, self.request.retries)

@@ -60,6 +60,8 @@ def sweep(self: Task) -> dict[str, Any]:
 def _act(svc: Services, action: sweeper.Action, job_id: str) -> None:
     if action in (sweeper.Action.PRUNE, sweeper.Action.SKIP):
         return
+    if action is sweeper.Action.CANCEL:
+        svc.jobs.cancel(job_id, force=True)
     if action is sweeper.Action.FAIL:
         job = svc.jobs.find(job_id)
         if job is not None and job.state.is_fetching:

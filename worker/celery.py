@@ -6,23 +6,26 @@ import logging
 import sys
 
 from celery import Celery
-from celery.signals import task_received, worker_init
+from celery.signals import before_task_publish, task_received, worker_init, worker_process_shutdown
 
 from config.beat import beat_schedule
 from config.celeryconfig import celery_config
 from config.settings import SettingsError, get_settings
 from worker.broker.redact import RedactingAMQP, RedactResultsFilter, on_task_received
+from worker.fleet import counters
 from worker.maintenance.recurring import beat_entries
 from worker.storage import StorageError, open_store
 
 app = Celery(
     "akool_audio",
-    include=["tasks.audio", "tasks.maintenance"],
+    include=["tasks.audio", "tasks.control", "tasks.maintenance"],
     amqp=RedactingAMQP,
 )
 app.conf.update(celery_config(get_settings()))
 app.conf.beat_schedule = {**beat_schedule(get_settings()), **beat_entries(get_settings())}
 task_received.connect(on_task_received, weak=False)
+before_task_publish.connect(counters.stamp_sent_at, weak=False)  # /v1/stats: oldest age
+worker_process_shutdown.connect(counters.flush_at_exit, weak=False)  # prefork skips atexit
 logging.getLogger("celery.app.trace").addFilter(RedactResultsFilter())
 
 

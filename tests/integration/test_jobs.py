@@ -47,7 +47,7 @@ def test_an_expired_lease_with_an_unknown_outcome_counts_as_ambiguous(jobs: JobS
     assert jobs.begin_submit("j3", lease_seconds=30) == "go"
     job = jobs.get("j3")
     assert (job.submit_attempts, job.ambiguous_submits) == (2, 1)
-    jobs.release_submit("j3", ambiguous=False)
+    jobs.release_submit("j3", "1003", ambiguous=False)
     assert jobs.begin_submit("j3", lease_seconds=30) == "go"
     assert jobs.get("j3").ambiguous_submits == 1  # a definite answer is not ambiguous
 
@@ -58,7 +58,7 @@ def test_a_final_job_stays_indexed_until_a_finisher_claims_it(
     jobs.create("j4", "create", REQ, "t")
     jobs.record_submitted("j4", "ak-4", 3, "http://x/a.wav", next_due=time.time())
     assert jobs.record_poll("j4", 3, "http://x/a.wav", time.time()) is JobState.DOWNLOADING
-    assert jobs.succeed("j4", "/tmp/j4.wav", "/tmp/j4.wav", "ab" * 32, 10)
+    assert jobs.succeed("j4", "/tmp/j4.wav", "/tmp/j4.wav", "ab" * 32, 10) == "succeeded"
     assert not jobs.fail("j4", "late", "a final state is never overwritten")
     assert "j4" in jobs.overdue(time.time() + 1)  # the sweeper would finish it
     assert jobs.claim_finish("j4") is True
@@ -75,7 +75,7 @@ def test_a_final_job_is_never_brought_back_by_a_late_submit(jobs: JobStore) -> N
     assert jobs.fail("j5", "deadline", "ended while the POST was in flight")
     # The POST's answer arrives after the job was ended: recorded for audit, state unchanged.
     assert not jobs.record_submitted("j5", "ak-late", 1, None, next_due=time.time())
-    jobs.release_submit("j5", ambiguous=False)
+    jobs.release_submit("j5", "1003", ambiguous=False)
     job = jobs.get("j5")
     assert job.state is JobState.FAILED and job.akool_id is None
     assert job.orphan_akool_id == "ak-late"

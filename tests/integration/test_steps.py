@@ -602,7 +602,7 @@ def test_a_permanent_poll_error_fails_at_once(svc: Services, sb: SandboxServer, 
 
 def test_poll_before_submit_is_a_bug(svc: Services) -> None:
     job_id = new_job(svc)
-    with pytest.raises(RuntimeError, match="before it was submitted"):
+    with pytest.raises(steps.Stale, match="before it was submitted"):
         steps.poll(svc, job_id)
 
 
@@ -733,7 +733,7 @@ def test_finish_returns_the_summary_and_claims_once(
     sb.configure(lifecycle={"mode": "immediate"})
     extra = {"notify_url": notify_url} if notify_url else {}
     job_id = new_job(svc, text=text, **extra)
-    with pytest.raises(RuntimeError, match="not final"):
+    with pytest.raises(steps.Stale, match="not final"):
         steps.finish(svc, job_id)
     submitted(svc, job_id)
     if state == "succeeded":

@@ -8,13 +8,14 @@ is an ``HTTPStatusError`` with the page summarised, not dumped.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,6 +34,12 @@ SUCCESS = 1000
 _SUMMARY_CHARS = 200
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
+
+#: Told how every exchange ended: ``(path, outcome)``, the outcome being Akool's code ("1000",
+#: "1005") or the error's class name. worker/fleet/counters.py counts Akool calls here (akool
+#: imports nothing of the fleet: README, "Layout").
+observers: list[Callable[[str, str], None]] = []
+P = ParamSpec("P")
 
 
 def new_session(pool_size: int = POOL_SIZE, hosts: int = 4) -> requests.Session:
@@ -81,6 +88,27 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def _observed(
+    send: Callable[Concatenate[AkoolHTTP, str, str, P], dict[str, Any]],
+) -> Callable[Concatenate[AkoolHTTP, str, str, P], dict[str, Any]]:
+    @functools.wraps(send)
+    def request(
+        self: AkoolHTTP, method: str, path: str, /, *args: P.args, **kwargs: P.kwargs
+    ) -> dict[str, Any]:
+        try:
+            envelope = send(self, method, path, *args, **kwargs)
+        except errors.AkoolError as exc:
+            outcome = type(exc).__name__ if exc.code is None else str(exc.code)
+            for observe in observers:
+                observe(path, outcome)
+            raise
+        for observe in observers:
+            observe(path, str(SUCCESS))
+        return envelope
+
+    return request
+
+
 class AkoolHTTP:
     """Sends single requests to ``base_url`` with a (connect, read) timeout on each."""
 
@@ -101,6 +129,7 @@ class AkoolHTTP:
         if self._owns_session:
             self.session.close()
 
+    @_observed
     def request(
         self,
         method: str,

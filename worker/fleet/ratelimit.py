@@ -70,6 +70,26 @@ class RateLimiter:
         """True, once, when ``holder`` reserved a slot earlier: it may call now."""
         return bool(self._r.delete(f"{self.held_prefix}:{holder}"))
 
+    def state(self) -> dict[str, float]:
+        """What the bucket holds now, read only (for /v1/stats): tokens (negative while slots
+        are reserved ahead), the penalty factor after 1005 and the seconds it has left."""
+        with self._r.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.hmget(self.bucket_key, ["tokens", "ts"])
+            pipe.get(self.penalty_key)
+            pipe.pttl(self.penalty_key)
+            (sec, usec), (tokens, ts), factor, pttl = pipe.execute()
+        now, factor = sec + usec / 1e6, float(factor or 1.0)
+        held = self.burst if tokens is None else float(tokens)
+        elapsed = max(0.0, now - float(ts)) if ts is not None else 0.0
+        return {
+            "tokens": round(min(self.burst, held + elapsed * self.rate * factor), 3),
+            "burst": self.burst,
+            "rate": self.rate,
+            "penalty_factor": factor,
+            "penalty_seconds_left": max(0.0, int(pttl) / 1000),
+        }
+
     def penalize(self) -> float:
         """Slow the shared rate down after Akool said 1005; returns the new factor."""
         return float(self._penalize(keys=[self.penalty_key], args=[self.penalty_seconds]))

@@ -18,12 +18,14 @@ class JobState(StrEnum):
     SUBMITTED = "submitted"  # Akool has it; we poll
     DOWNLOADING = "downloading"  # Akool finished; the file is being fetched
     STORING = "storing"  # fetched, waiting for the result store (its error says why)
+    CANCELLING = "cancelling"  # cancel asked while a step may be in flight; it stops at its check
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # final: nothing more is sent, downloaded or stored
 
     @property
     def is_final(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED)
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
     @property
     def is_fetching(self) -> bool:
@@ -45,6 +47,7 @@ class ErrorCode(StrEnum):
     DOWNLOAD_ERROR = "download_error"  # any other answer than 200
     DOWNLOAD_STALLED = "download_stalled"  # restarted by the sweeper without progress
     STORAGE_FAILED = "storage_failed"  # the result store refused it for STORAGE_RETRY_WINDOW
+    CANCELLED = "cancelled"  # the error code of a cancelled job
     # Akool could not be reached, or answered without an envelope, until the budget ran out.
     CONNECT_TIMEOUT = "ConnectTimeout"
     CONNECTION_FAILED = "ConnectionFailed"
@@ -71,6 +74,11 @@ class JobConflict(ValueError):
 
 class JobNotFound(KeyError):
     """Raised when no record exists for a job id."""
+
+
+class WrongState(ValueError):
+    """Raised when an operation (cancel, retry) is refused in the job's current state; the
+    message says why, for the caller."""
 
 
 def _opt_f(h: dict[str, str], k: str) -> float | None:
@@ -123,6 +131,9 @@ class Job:
     storage_since: float | None = None  # when the store first refused it
     storage_attempts: int = 0
     staged: str | None = None  # the fetched file's name while it waits for the store
+    attempt: int = 1  # 1 for the first run, N+1 after N retries
+    attempts: tuple[dict[str, Any], ...] = ()  # the earlier attempts, oldest first
+    cancel_requested_at: float | None = None
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -165,13 +176,16 @@ class Job:
             storage_since=_opt_f(h, "storage_since"),
             storage_attempts=int(h.get("storage_attempts", 0)),
             staged=_opt_s(h, "staged"),
+            attempt=int(h.get("attempt", 1)),
+            attempts=tuple(json.loads(h["attempts"])) if h.get("attempts") else (),
+            cancel_requested_at=_opt_f(h, "cancel_requested_at"),
         )
 
     def summary(self, download_url: str | None = None) -> dict[str, Any]:
         """The final result: what callers and notifications receive (README, "The result").
         ``download_url`` is a fresh link to the stored result (None for a local store)."""
         error = None
-        if self.state is JobState.FAILED:
+        if self.state in (JobState.FAILED, JobState.CANCELLED):
             error = {"code": self.error_code, "message": self.error_message}
         return {
             "job_id": self.job_id,
@@ -184,6 +198,7 @@ class Job:
             "sha256": self.sha256,
             "bytes": self.bytes,
             "error": error,
+            "attempt": self.attempt,
         }
 
 

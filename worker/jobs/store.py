@@ -19,16 +19,25 @@ import redis
 
 from config.settings import Settings
 from worker.akool.models import AudioStatus
+from worker.jobs.listing import Listing, Page
 from worker.jobs.record import (
     Job,
     JobConflict,
     JobNotFound,
     JobState,
+    WrongState,
     request_fingerprint,
 )
-from worker.lua import source
+from worker.lua import job_script, source
 
-_FINAL = (JobState.SUCCEEDED.value, JobState.FAILED.value)
+_FINAL = tuple(s.value for s in JobState if s.is_final)
+#: The newest events a job's timeline keeps (also EVENTS_MAX in worker/lua/_job.lua).
+EVENTS_MAX = 200
+
+
+def event_json(kind: str, fields: dict[str, Any]) -> str:
+    """One timeline event as stored: ``{"t": now, "type": kind, **fields}``."""
+    return json.dumps({**fields, "t": time.time(), "type": kind}, separators=(",", ":"))
 
 
 class JobStore:
@@ -37,15 +46,19 @@ class JobStore:
     def __init__(self, r: redis.Redis, settings: Settings) -> None:
         self._r = r
         self.s = settings
-        self._create = r.register_script(source("job_create"))
-        self._begin_submit = r.register_script(source("job_begin_submit"))
-        self._submitted = r.register_script(source("job_submitted"))
-        self._fail = r.register_script(source("job_fail"))
-        self._succeed = r.register_script(source("job_succeed"))
-        self._storing = r.register_script(source("job_storing"))
-        self._polled = r.register_script(source("job_polled"))
-        self._unlock = r.register_script(source("delete_if_equals"))
-        self._release = r.register_script(source("job_release_submit"))
+        script = r.register_script
+        self._create = script(job_script("job_create"))
+        self._begin_submit = script(job_script("job_begin_submit"))
+        self._submitted = script(job_script("job_submitted"))
+        self._fail = script(job_script("job_fail"))
+        self._succeed = script(job_script("job_succeed"))
+        self._storing = script(job_script("job_storing"))
+        self._polled = script(job_script("job_polled"))
+        self._release = script(job_script("job_release_submit"))
+        self._cancel = script(job_script("job_cancel"))
+        self._retry = script(job_script("job_retry"))
+        self._unlock = script(source("delete_if_equals"))
+        self.listing = Listing(r, settings.key("jobs") + ":")
 
     # keys
     def job_key(self, job_id: str) -> str:
@@ -57,6 +70,19 @@ class JobStore:
 
     def akool_key(self, akool_id: str) -> str:
         return self.s.key("akool", akool_id)
+
+    def events_key(self, job_id: str) -> str:
+        return self.s.key("events", job_id)
+
+    def _keys(self, job_id: str, *more: str) -> list[str]:
+        """The four keys every job script takes (worker/lua/_job.lua), then ``more``."""
+        return [
+            self.job_key(job_id),
+            self.active_key,
+            self.events_key(job_id),
+            self.listing.prefix,
+            *more,
+        ]
 
     @property
     def _retention(self) -> int:
@@ -106,7 +132,7 @@ class JobStore:
         """
         now = time.time()
         outcome, owner = self._create(
-            keys=[self.job_key(job_id), self.active_key],
+            keys=self._keys(job_id),
             args=[
                 job_id,
                 kind,
@@ -125,24 +151,34 @@ class JobStore:
         return str(outcome), str(owner)
 
     def begin_submit(self, job_id: str, lease_seconds: float) -> str:
+        """'go' (this caller may POST), 'submitted', 'final' (also when a cancel was asked:
+        the job is cancelled now), 'busy' or 'missing'."""
         return str(
-            self._begin_submit(keys=[self.job_key(job_id)], args=[time.time(), lease_seconds])
+            self._begin_submit(
+                keys=self._keys(job_id),
+                args=[job_id, time.time(), lease_seconds, self._retention],
+            )
         )
 
-    def release_submit(self, job_id: str, *, ambiguous: bool) -> None:
-        """End this worker's submit attempt without an Akool id.
+    def release_submit(self, job_id: str, code: str, *, ambiguous: bool) -> None:
+        """End this worker's submit attempt without an Akool id (``code``: why).
 
         ``ambiguous`` keeps the in-flight mark: Akool may have created the job (a read timeout,
         a dropped or garbled answer), so the next attempt is counted in ``ambiguous_submits``.
         """
-        self._release(keys=[self.job_key(job_id)], args=[time.time(), int(ambiguous)])
+        self._release(
+            keys=self._keys(job_id),
+            args=[job_id, time.time(), int(ambiguous), code, self._retention],
+        )
 
     def record_submitted(
         self, job_id: str, akool_id: str, status: AudioStatus, url: str | None, next_due: float
     ) -> bool:
+        """True when the job is now submitted; False when it ended meanwhile (or was
+        cancelled: the Akool id is kept on the record either way)."""
         return bool(
             self._submitted(
-                keys=[self.job_key(job_id), self.active_key, self.akool_key(akool_id)],
+                keys=self._keys(job_id, self.akool_key(akool_id)),
                 args=[
                     job_id,
                     akool_id,
@@ -150,6 +186,7 @@ class JobStore:
                     url or "",
                     time.time(),
                     next_due,
+                    self._retention,
                     self._retention,
                 ],
             )
@@ -165,10 +202,12 @@ class JobStore:
         error: bool = False,
         counted: bool = True,
         lag: float = 0.0,
+        source: str = "poll",
     ) -> JobState | None:
-        """Record one poll (or transient error); status 3 moves the job to downloading."""
+        """Record one poll (or transient error, or a ``source='webhook'`` callback); status 3
+        moves the job to downloading. Returns the state after (None: no record)."""
         state = self._polled(
-            keys=[self.job_key(job_id), self.active_key],
+            keys=self._keys(job_id),
             args=[
                 job_id,
                 time.time(),
@@ -178,12 +217,33 @@ class JobStore:
                 int(counted and not error),
                 int(error),
                 round(lag, 3),
+                source,
+                self._retention,
             ],
         )
         return None if state == "missing" else JobState(state)
 
-    def count_transient_error(self, job_id: str) -> int:
-        return int(self._r.hincrby(self.job_key(job_id), "transient_errors", 1))
+    def note(self, job_id: str, kind: str, **fields: Any) -> None:
+        """Append one event to the job's timeline (for writes that are not a transition)."""
+        with self._r.pipeline(transaction=False) as pipe:
+            self._event(pipe, job_id, kind, fields)
+            pipe.execute()
+
+    def _event(self, pipe: Any, job_id: str, kind: str, fields: dict[str, Any]) -> None:
+        key = self.events_key(job_id)
+        pipe.rpush(key, event_json(kind, fields))
+        pipe.ltrim(key, -EVENTS_MAX, -1)
+
+    def count_transient_error(
+        self, job_id: str, event: tuple[str, dict[str, Any]] | None = None
+    ) -> int:
+        """Count one transient error of a step; ``event`` (kind, fields) goes on the timeline
+        in the same round trip."""
+        with self._r.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self.job_key(job_id), "transient_errors", 1)
+            if event is not None:
+                self._event(pipe, job_id, *event)
+            return int(pipe.execute()[0])
 
     def set_due(self, job_id: str, due: float) -> None:
         """Move an active job's due time (never re-adds a job that left the index)."""
@@ -192,40 +252,130 @@ class JobStore:
     def unindex(self, job_id: str) -> None:
         self._r.zrem(self.active_key, job_id)
 
-    def count_sweep(self, job_id: str) -> int:
-        return int(self._r.hincrby(self.job_key(job_id), "sweeps", 1))
+    def count_sweep(self, job_id: str, action: str) -> int:
+        """Count one restart by the sweeper (and put it on the timeline)."""
+        with self._r.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self.job_key(job_id), "sweeps", 1)
+            self._event(pipe, job_id, "swept", {"action": action})
+            return int(pipe.execute()[0])
 
     def fail(self, job_id: str, code: str, message: str) -> bool:
+        """True when the job is now failed (a job being cancelled ends cancelled instead)."""
         return bool(
             self._fail(
-                keys=[self.job_key(job_id), self.active_key],
+                keys=self._keys(job_id),
                 args=[job_id, time.time(), code, message[:2000], self._retention],
             )
         )
 
-    def succeed(self, job_id: str, location: str, file: str | None, sha256: str, size: int) -> bool:
-        """End the job with its stored result (``file`` None for object storage)."""
-        return bool(
-            self._succeed(
-                keys=[self.job_key(job_id), self.active_key],
-                args=[job_id, time.time(), location, file or "", sha256, size, self._retention],
-            )
+    def succeed(
+        self,
+        job_id: str,
+        location: str,
+        file: str | None,
+        sha256: str,
+        size: int,
+        fetched: dict[str, Any] | None = None,
+    ) -> str:
+        """End the job with its stored result (``file`` None for object storage): 'succeeded';
+        'ended' when it was final already; 'cancelled' when its cancel was asked meanwhile (the
+        caller then removes the stored result). ``fetched`` is the download's event."""
+        got = self._succeed(
+            keys=self._keys(job_id),
+            args=[
+                job_id,
+                time.time(),
+                location,
+                file or "",
+                sha256,
+                size,
+                self._retention,
+                event_json("downloaded", fetched) if fetched else "",
+            ],
         )
+        return {1: "succeeded", 2: "cancelled"}.get(int(got), "ended")
 
     def wait_for_storage(
-        self, job_id: str, error: str, next_due: float, *, staged: str, sha256: str, size: int
+        self,
+        job_id: str,
+        error: str,
+        next_due: float,
+        *,
+        staged: str,
+        sha256: str,
+        size: int,
+        fetched: dict[str, Any] | None = None,
     ) -> tuple[float, int] | None:
         """Record that the store refused this job's result, fetched as ``staged``:
         ``(since, attempts)``, or None when the job is not waiting for its result (it ended
         meanwhile)."""
         got = self._storing(
-            keys=[self.job_key(job_id), self.active_key],
-            args=[job_id, time.time(), error[:500], next_due, staged, sha256, size],
+            keys=self._keys(job_id),
+            args=[
+                job_id,
+                time.time(),
+                error[:500],
+                next_due,
+                staged,
+                sha256,
+                size,
+                event_json("downloaded", fetched) if fetched else "",
+            ],
         )
         if not got:
             return None
         since, attempts = cast(list[Any], got)
         return float(since), int(attempts)
+
+    def cancel(self, job_id: str, *, force: bool = False) -> tuple[str, JobState | None]:
+        """Ask a job to stop: (outcome, state after). Outcomes: 'cancelled' (ended now),
+        'cancelling' (a step in flight ends it at its next check), 'asked' (asked before),
+        'final' (it had ended: nothing changed), 'missing'. ``force`` ends a job that is
+        'cancelling' (the sweeper, when no step moved it)."""
+        outcome, state = self._cancel(
+            keys=self._keys(job_id), args=[job_id, time.time(), self._retention, int(force)]
+        )
+        return str(outcome), JobState(state) if state else None
+
+    def retry(self, job_id: str) -> Job:
+        """Run a failed or cancelled job again as attempt N+1 (state accepted, due now).
+        Raises JobNotFound, or WrongState for a job in any other state."""
+        outcome, detail = self._retry(
+            keys=self._keys(job_id), args=[job_id, time.time(), time.time() + self.s.poll_deadline]
+        )
+        if outcome == "missing":
+            raise JobNotFound(job_id)
+        if outcome == "wrong":
+            raise WrongState(
+                f"job {job_id} is {detail}: only a failed or cancelled job can be retried"
+            )
+        return self.get(job_id)
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's timeline, oldest first (the newest EVENTS_MAX events)."""
+        raw = cast(list[str], self._r.lrange(self.events_key(job_id), 0, -1))
+        return [json.loads(e) for e in raw]
+
+    def page(
+        self,
+        state: str | None = None,
+        prefix: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """One page of jobs: newest first, or with ``prefix`` the job ids that start with it
+        in id order; ``state`` filters. See :mod:`worker.jobs.listing`."""
+        return self.listing.page(self._hashes, state, prefix, limit, cursor)
+
+    def counts(self) -> dict[str, int]:
+        """How many records are in each state (from the listing indexes)."""
+        return self.listing.counts()
+
+    def _hashes(self, job_ids: list[str]) -> list[Job | None]:
+        pipe = self._r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.job_key(job_id))
+        return [Job.from_hash(h) if h else None for h in pipe.execute()]
 
     def claim_finish(self, job_id: str) -> bool:
         """True for exactly one caller per job: the one that publishes and notifies.
@@ -262,10 +412,20 @@ class JobStore:
     def unlock_notify(self, job_id: str, token: str) -> None:
         self._unlock(keys=[self.s.key("notify-lock", job_id)], args=[token])
 
-    def set_fields(self, job_id: str, **values: str | int | float) -> None:
-        """Set plain fields (notification progress) and ``updated_at``."""
+    def set_fields(
+        self,
+        job_id: str,
+        event: tuple[str, dict[str, Any]] | None = None,
+        **values: str | int | float,
+    ) -> None:
+        """Set plain fields (notification progress) and ``updated_at``; ``event`` (kind,
+        fields) goes on the timeline in the same round trip."""
         mapping: dict[str, Any] = dict(values, updated_at=time.time())
-        self._r.hset(self.job_key(job_id), mapping=cast(Any, mapping))
+        with self._r.pipeline(transaction=False) as pipe:
+            pipe.hset(self.job_key(job_id), mapping=cast(Any, mapping))
+            if event is not None:
+                self._event(pipe, job_id, *event)
+            pipe.execute()
 
     # retention
     def purge_records(self, older_than: float) -> Iterator[str]:
@@ -278,8 +438,21 @@ class JobStore:
             fields = ["state", "completed_at"]
             state, completed = cast(list[str | None], self._r.hmget(key, fields))
             if state in _FINAL and completed and float(completed) < older_than:
-                self._r.delete(key)
-                yield str(key).rsplit(":", 1)[1]
+                job_id = str(key).rsplit(":", 1)[1]
+                self._r.delete(key, self.events_key(job_id))
+                yield job_id
+
+    def prune_listing(self, older_than: float) -> int:
+        """Drop listing entries of records created before ``older_than`` that have expired;
+        returns how many."""
+
+        def exists(job_ids: list[str]) -> list[bool]:
+            pipe = self._r.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.exists(self.job_key(job_id))
+            return [bool(n) for n in pipe.execute()]
+
+        return self.listing.prune(older_than, exists)
 
     def prune_index(self, chunk: int = 500) -> tuple[list[str], set[str]]:
         """Drop ids of vanished or finished records from the active index: (dropped, live).

@@ -5,7 +5,8 @@
   that is still active, and partial downloads older than an hour.
 - Final job records older than ``JOB_RETENTION_DAYS`` that carry no TTL (final records normally
   get an EXPIRE when they end; this catches records written before that, or restored without it).
-- Ids in the active index whose record has vanished or is final.
+- Ids in the active index whose record has vanished or is final, and the listing entries
+  (``worker/jobs/listing.py``) of records that have expired.
 
 A local store is per host: every worker host that keeps its own directory needs its own purge
 (see docs/OPERATIONS.md). An object store is shared, and one purge covers the fleet.
@@ -26,6 +27,7 @@ class PurgeReport:
     bytes: int = 0
     records: list[str] = field(default_factory=list)
     index: list[str] = field(default_factory=list)
+    listing: int = 0
 
     def counts(self) -> dict[str, int]:
         return {
@@ -33,6 +35,7 @@ class PurgeReport:
             "bytes": self.bytes,
             "records": len(self.records),
             "index": len(self.index),
+            "listing": self.listing,
         }
 
 
@@ -47,6 +50,7 @@ def purge(
     report = PurgeReport()
     report.index, live = jobs.prune_index()
     report.records = list(jobs.purge_records(now - record_days * 86400))
+    report.listing = jobs.prune_listing(now - record_days * 86400)
     purged = store.purge(now - file_days * 86400, live)
     report.files, report.bytes = purged.names, purged.bytes
     return report

@@ -27,6 +27,7 @@ class Action(StrEnum):
     DOWNLOAD = "download"  # Akool finished: fetch and finish
     FINISH = "finish"  # final but still indexed: finish (claimed once) and drop from the index
     FAIL = "fail"  # never submitted and past its deadline: fail and finish
+    CANCEL = "cancel"  # cancel asked, and no step ended it: cancel and finish
     PRUNE = "prune"  # the record vanished: drop the id from the index
     SKIP = "skip"  # a worker holds the submit lease: leave it
 
@@ -53,6 +54,10 @@ def decide(jobs: JobStore, job_id: str, now: float, grace: float, stall: float) 
         return Action.PRUNE
     if job.state.is_final:
         return Action.FINISH
+    if job.state is JobState.CANCELLING:
+        # The step in flight ends it at its next check; a silence as long as a stalled
+        # download's means there is none.
+        return Action.SKIP if now - job.updated_at <= stall else Action.CANCEL
     if job.state.is_fetching:
         # A download legitimately takes a while: only a long silence means it is lost, and a
         # download the sweeper restarted MAX_DOWNLOAD_SWEEPS times without progress is given up.
@@ -88,6 +93,6 @@ def sweep(jobs: JobStore, grace: float, stall: float, limit: int = 500) -> Sweep
             # xx: never re-add a job that finished meanwhile (its score was removed).
             jobs.set_due(job_id, now + grace)
         if action not in (Action.PRUNE, Action.SKIP):
-            jobs.count_sweep(job_id)
+            jobs.count_sweep(job_id, action.value)
         report.add(action, job_id)
     return report

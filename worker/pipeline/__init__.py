@@ -3,8 +3,10 @@
 (notifications). Tasks call these and map :class:`Later` onto a Celery retry."""
 
 from worker.pipeline.deliver import SendTask, deliver
+from worker.pipeline.manual import CancelOutcome, cancel, retry
 from worker.pipeline.schedule import Later
 from worker.pipeline.steps import (
+    Stale,
     accept,
     fetch,
     finish,
@@ -15,14 +17,18 @@ from worker.pipeline.steps import (
 )
 
 __all__ = [
+    "CancelOutcome",
     "Later",
     "SendTask",
+    "Stale",
     "accept",
+    "cancel",
     "deliver",
     "fetch",
     "finish",
     "poll",
     "result_summary",
+    "retry",
     "submit",
     "timed_out",
 ]

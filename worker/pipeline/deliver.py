@@ -30,7 +30,11 @@ def deliver(svc: Services, job_id: str, attempt: int, send_task: SendTask) -> La
         summary = result_summary(svc.store, svc.settings.download_url_ttl, job)
         if request.notify_task and job.notify_task_state is not NotifyState.SENT:
             send_task(request.notify_task, [summary], request.notify_queue)
-            svc.jobs.set_fields(job_id, notify_task_state=NotifyState.SENT)
+            svc.jobs.set_fields(
+                job_id,
+                ("notified", {"channel": "task", "outcome": NotifyState.SENT.value}),
+                notify_task_state=NotifyState.SENT,
+            )
         if request.notify_url and job.notify_state not in URL_DONE:
             return _post(svc, job_id, request.notify_url, summary, attempt)
         return None
@@ -52,16 +56,32 @@ def _post(
             allow_hosts=s.allow_private_hosts,
         )
     except notify.NotifyError as exc:
-        if exc.retryable and attempt + 1 < s.notify_max_attempts:
+        retry = exc.retryable and attempt + 1 < s.notify_max_attempts
+        outcome = "retrying" if retry else NotifyState.UNDELIVERABLE.value
+        event = _event(attempt, outcome, str(exc))
+        if retry:
             delay = backoff(attempt, base=2.0, cap=min(300.0, s.visibility_timeout / 3))
-            svc.jobs.set_fields(job_id, notify_error=str(exc), notify_attempts=attempt + 1)
+            svc.jobs.set_fields(job_id, event, notify_error=str(exc), notify_attempts=attempt + 1)
             return Later(delay, str(exc))
         svc.jobs.set_fields(
             job_id,
+            event,
             notify_state=NotifyState.UNDELIVERABLE,
             notify_error=str(exc),
             notify_attempts=attempt + 1,
         )
         return None
-    svc.jobs.set_fields(job_id, notify_state=NotifyState.DELIVERED, notify_attempts=attempt + 1)
+    svc.jobs.set_fields(
+        job_id,
+        _event(attempt, NotifyState.DELIVERED.value),
+        notify_state=NotifyState.DELIVERED,
+        notify_attempts=attempt + 1,
+    )
     return None
+
+
+def _event(attempt: int, outcome: str, error: str | None = None) -> tuple[str, dict[str, Any]]:
+    fields: dict[str, Any] = {"channel": "url", "attempt": attempt + 1, "outcome": outcome}
+    if error:
+        fields["error"] = error[:300]
+    return "notified", fields

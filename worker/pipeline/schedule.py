@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from worker.akool.errors import AkoolError
 from worker.akool.validation import count_words
 from worker.backoff import backoff
-from worker.fleet import estimator
+from worker.fleet import counters, estimator
 from worker.jobs import Job
 from worker.services import Services
 
@@ -61,12 +61,14 @@ def wait_for_token(svc: Services, job_id: str) -> Later | None:
             else:
                 wait = _spread(wait)
             svc.jobs.set_due(job_id, time.time() + wait)
+            counters.ratelimit_wait(wait)
             return Later(wait, "rate limit")
     wait = svc.limiter.pace()
     if wait <= 0:
         return None
     svc.limiter.hold(job_id, wait + 120)  # the token stays this job's
     svc.jobs.set_due(job_id, time.time() + wait)
+    counters.ratelimit_wait(wait)
     return Later(wait, "rate limit")
 
 

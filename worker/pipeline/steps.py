@@ -15,6 +15,7 @@ from worker.akool import AudioJob, AudioStatus
 from worker.akool import errors as akool_errors
 from worker.backoff import backoff
 from worker.egress.download import Downloaded, DownloadError, download
+from worker.fleet import counters
 from worker.fleet.voicecache import check_voice
 from worker.jobs import ErrorCode, Job, JobState, NotifyState
 from worker.jobs.request import (
@@ -59,6 +60,12 @@ def error_code(exc: akool_errors.AkoolError) -> str:
         if cls in _AKOOL_CODES:
             return _AKOOL_CODES[cls]
     return ErrorCode.TRANSPORT_ERROR
+
+
+class Stale(RuntimeError):
+    """A step found its job in a state it cannot act on: the message belongs to an earlier
+    attempt of a retried job (or a chain that a cancel overtook). The task drops the rest of
+    its chain; the job's current attempt has its own."""
 
 
 def _failed_status(akool_id: str) -> str:
@@ -144,7 +151,9 @@ def submit(svc: Services, job_id: str) -> Later | None:
     recorded = svc.jobs.record_submitted(job_id, record.id, record.status, record.url, first_due)
     if recorded and record.status is AudioStatus.COMPLETED and record.url:
         # Done at create: straight to the download, no poll needed.
-        svc.jobs.record_poll(job_id, AudioStatus.COMPLETED, record.url, time.time(), counted=False)
+        svc.jobs.record_poll(
+            job_id, AudioStatus.COMPLETED, record.url, time.time(), counted=False, source="create"
+        )
     elif record.status is AudioStatus.FAILED:
         svc.jobs.fail(job_id, ErrorCode.AKOOL_FAILED, _failed_status(record.id))
     return None
@@ -153,7 +162,7 @@ def submit(svc: Services, job_id: str) -> Later | None:
 def _submit_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later | None:
     if isinstance(exc, akool_errors.RateLimited):
         svc.limiter.penalize()
-    svc.jobs.release_submit(job.job_id, ambiguous=isinstance(exc, _AMBIGUOUS))
+    svc.jobs.release_submit(job.job_id, error_code(exc), ambiguous=isinstance(exc, _AMBIGUOUS))
     attempts = job.submit_attempts + 1
     if exc.retryable and attempts <= svc.settings.transient_error_budget:
         delay = error_delay(svc, attempts, exc)
@@ -171,11 +180,16 @@ def poll(svc: Services, job_id: str) -> Later | None:
     job = svc.jobs.get(job_id)
     if job.state.is_final or job.state.is_fetching:
         return None
+    if job.state is JobState.CANCELLING:
+        svc.jobs.cancel(job_id, force=True)
+        return None
     if job.akool_id is None:
-        raise RuntimeError(f"job {job_id} is polled before it was submitted")
+        raise Stale(f"job {job_id} is polled before it was submitted")
     now = time.time()
     if job.akool_status is AudioStatus.COMPLETED and job.audio_url:  # done at create
-        svc.jobs.record_poll(job_id, AudioStatus.COMPLETED, job.audio_url, now, counted=False)
+        svc.jobs.record_poll(
+            job_id, AudioStatus.COMPLETED, job.audio_url, now, counted=False, source="create"
+        )
         return None
     later = wait_for_token(svc, job_id)
     if later is not None:
@@ -255,11 +269,17 @@ def fetch(svc: Services, job_id: str) -> Later | None:
     job = svc.jobs.get(job_id)
     if job.state.is_final:
         return None
+    if job.state is JobState.CANCELLING:
+        svc.jobs.cancel(job_id, force=True)  # nothing is downloaded after a cancel
+        _discard_staged(svc, job)
+        return None
     if not job.state.is_fetching or not job.audio_url:
-        raise RuntimeError(f"job {job_id} is in state {job.state}, not ready to download")
+        raise Stale(f"job {job_id} is in state {job.state}, not ready to download")
     got = _staged(svc, job)
+    fetched = None
     if got is None:
         s = svc.settings
+        started = time.time()
         try:
             got = download(
                 svc.http,
@@ -272,12 +292,21 @@ def fetch(svc: Services, job_id: str) -> Later | None:
                 total_timeout=max(30.0, s.task_time_limit - 30.0),
             )
         except DownloadError as exc:
-            errors = svc.jobs.count_transient_error(job_id)
+            failed = {"started": round(started, 3), "code": exc.code, "error": str(exc)[:300]}
+            errors = svc.jobs.count_transient_error(job_id, ("download_failed", failed))
             if exc.retryable and errors <= s.transient_error_budget:
                 return Later(error_delay(svc, errors), f"download failed ({exc}), retrying")
             svc.jobs.fail(job_id, exc.code, str(exc))
             return None
-    return _keep(svc, job, got)
+        fetched = {"started": round(started, 3), "bytes": got.bytes, "sha256": got.sha256}
+    now_state = svc.jobs.states([job_id])[0]
+    if now_state not in (JobState.DOWNLOADING, JobState.STORING):
+        # cancelled (or ended otherwise) while downloading: nothing is stored
+        if now_state == JobState.CANCELLING:
+            svc.jobs.cancel(job_id, force=True)
+        got.path.unlink(missing_ok=True)
+        return None
+    return _keep(svc, job, got, fetched)
 
 
 def _staged(svc: Services, job: Job) -> Downloaded | None:
@@ -300,7 +329,14 @@ def _staged(svc: Services, job: Job) -> Downloaded | None:
 STORAGE_RETRY_CAP = 60.0
 
 
-def _keep(svc: Services, job: Job, got: Downloaded) -> Later | None:
+def _discard_staged(svc: Services, job: Job) -> None:
+    if job.staged:
+        (svc.store.staging_dir / job.staged).unlink(missing_ok=True)
+
+
+def _keep(
+    svc: Services, job: Job, got: Downloaded, fetched: dict[str, Any] | None = None
+) -> Later | None:
     """Put the fetched file in the result store. A result Akool made is paid for: when the store
     refuses it, the job waits in ``storing`` (the reason on its record) and tries again, for up
     to ``STORAGE_RETRY_WINDOW``; only then does it fail with ``storage_failed``."""
@@ -314,8 +350,13 @@ def _keep(svc: Services, job: Job, got: Downloaded) -> Later | None:
             metadata={"job_id": job.job_id, "akool_id": job.akool_id or ""},
         )
     except StorageError as exc:
-        return _storage_refused(svc, job, got, exc)
-    if not svc.jobs.succeed(job.job_id, stored.location, stored.file, got.sha256, got.bytes):
+        return _storage_refused(svc, job, got, exc, fetched)
+    outcome = svc.jobs.succeed(
+        job.job_id, stored.location, stored.file, got.sha256, got.bytes, fetched
+    )
+    if outcome == "cancelled":
+        _remove(svc, job.job_id, stored.location)
+    elif outcome == "ended":
         log.warning(
             "job %s ended while its result was stored; the result is at %s",
             job.job_id,
@@ -324,16 +365,37 @@ def _keep(svc: Services, job: Job, got: Downloaded) -> Later | None:
     return None
 
 
-def _storage_refused(svc: Services, job: Job, got: Downloaded, exc: StorageError) -> Later | None:
+def _remove(svc: Services, job_id: str, location: str) -> None:
+    """A result stored in the moment its job was cancelled is deleted again."""
+    try:
+        svc.store.delete(location)
+    except StorageError as exc:
+        log.warning("job %s was cancelled; its result at %s stays: %s", job_id, location, exc)
+
+
+def _storage_refused(
+    svc: Services,
+    job: Job,
+    got: Downloaded,
+    exc: StorageError,
+    fetched: dict[str, Any] | None,
+) -> Later | None:
     s = svc.settings
     now = time.time()
     delay = backoff(
         job.storage_attempts, base=1.0, cap=min(STORAGE_RETRY_CAP, longest_countdown(svc))
     )
     waited = svc.jobs.wait_for_storage(
-        job.job_id, str(exc), now + delay, staged=got.path.name, sha256=got.sha256, size=got.bytes
+        job.job_id,
+        str(exc),
+        now + delay,
+        staged=got.path.name,
+        sha256=got.sha256,
+        size=got.bytes,
+        fetched=fetched,
     )
     if waited is None:
+        got.path.unlink(missing_ok=True)  # the job ended meanwhile (cancelled, swept)
         return None
     since, attempts = waited
     if now - since >= s.storage_retry_window:
@@ -414,8 +476,9 @@ def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], bool]:
     """
     job = svc.jobs.get(job_id)
     if not job.state.is_final:
-        raise RuntimeError(f"job {job_id} is not final ({job.state})")
+        raise Stale(f"job {job_id} is not final ({job.state})")
     summary = result_summary(svc.store, svc.settings.download_url_ttl, job)
     if svc.jobs.claim_finish(job_id):
         svc.jobs.publish(summary)
+        counters.job_finished(job)
     return summary, notifications_owed(job)

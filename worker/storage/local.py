@@ -48,6 +48,15 @@ class LocalStore:
     def download_url(self, location: str, ttl: int) -> str | None:
         return None
 
+    def delete(self, location: str) -> None:
+        target = Path(location).resolve()
+        if target.parent != self.root.resolve():
+            raise StorageError(f"{location!r} is not a result in {self.describe()}")
+        try:
+            target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {location}: {exc}") from None
+
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

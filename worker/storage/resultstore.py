@@ -69,6 +69,12 @@ class ResultStore(Protocol):
         can be signed (no credentials)."""
         ...
 
+    def delete(self, location: str) -> None:
+        """Delete one stored result (a job cancelled while its result was being stored); a
+        result that is not there is no error. Raises :class:`StorageError` for a location that
+        is not this store's."""
+        ...
+
     def check(self) -> None:
         """Raise :class:`StorageError` saying what is wrong when results cannot be written."""
         ...

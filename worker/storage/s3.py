@@ -199,11 +199,22 @@ class S3Store:
             path.unlink()
         return Stored(location, None, uploaded=not identical)
 
-    def download_url(self, location: str, ttl: int) -> str | None:
+    def _own_key(self, location: str) -> str:
         ours = f"s3://{self.bucket}/"
         key = location.removeprefix(ours)
         if not location.startswith(ours) or not key:
             raise StorageError(f"{location!r} is not an object of {self.describe()}")
+        return key
+
+    def delete(self, location: str) -> None:
+        key = self._own_key(location)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc) from None
+
+    def download_url(self, location: str, ttl: int) -> str | None:
+        key = self._own_key(location)
         if not 1 <= ttl <= 7 * 86400:
             raise StorageError(f"a presigned URL lasts 1 s to 7 days, not {ttl} s")
         try:
