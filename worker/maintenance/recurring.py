@@ -63,6 +63,18 @@ def render_job_id(template: str, name: str, fired_at: float) -> str:
     )
 
 
+def cron_schedule(expr: str) -> crontab:
+    """A crontab from ``minute hour day-of-month month day-of-week`` (UTC). Raises ValueError.
+
+    Not ``crontab(*expr.split())``: crontab's positional order is minute, hour, day-of-week,
+    day-of-month, month."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"must have 5 fields (m h dom mon dow), got {expr!r}")
+    minute, hour, dom, month, dow = fields
+    return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
+
+
 def _fail(where: str, message: str) -> SettingsError:
     return SettingsError(f"RECURRING_JOBS_FILE {where}: {message}")
 
@@ -108,7 +120,7 @@ def _one(i: int, item: Any, settings: Settings) -> Recurring:
         raise _fail(where, str(exc)) from None
     if cron is not None:
         try:
-            crontab(*cron.split())
+            cron_schedule(cron)
         except ValueError as exc:
             raise _fail(where, f"bad cron {cron!r}: {exc}") from None
     return Recurring(name, task, request, template, cron, None if every is None else float(every))
@@ -145,7 +157,7 @@ def beat_entries(settings: Settings) -> dict[str, dict[str, Any]]:
         return {}
     entries: dict[str, dict[str, Any]] = {}
     for job in load(settings.recurring_jobs_file, settings):
-        sched = crontab(*job.cron.split()) if job.cron else every(job.every or 0)
+        sched = cron_schedule(job.cron) if job.cron else every(job.every or 0)
         entries[f"recurring:{job.name}"] = {
             "task": RECURRING_TASK,
             "schedule": sched,
