@@ -41,6 +41,7 @@ def _receiver(st: Stack) -> tuple[subprocess.Popen[str], dict[str, str]]:
     env = st.env(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
     # The receiver decrypts with the client secret and the clientId's first 16 bytes.
     keys = {"AKOOL_CLIENT_ID": CLIENT_ID, "AKOOL_CLIENT_SECRET": API_KEY}
+    keys["API_TOKENS"] = "bench-api-token-0123456789"  # the web service refuses to start without
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("akool-audio")), "webhook", "--port", str(port)],
         cwd=ROOT, env={**env, **keys}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -1,5 +1,5 @@
 """The Procfile under honcho against a test Redis and the sandbox: worker, beat, flower and the
-webhook receiver all start, and a job runs to completion through them."""
+web service (with the webhook receiver) all start, and a job runs to completion through them."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def honcho(
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{webhook_port}",
-            "WEBHOOK_PORT": str(webhook_port),
+            "WEB_PORT": str(webhook_port),
+            "API_TOKENS": "honcho-api-token-0123456789",
             "FLOWER_PORT": str(flower_port),
             "FLOWER_BASIC_AUTH": "ops:honcho-pass",
             "POLL_INITIAL_DELAY": "20",
@@ -59,7 +60,7 @@ def honcho(
     args = [str(BIN / "honcho"), "--no-colour", "start", "-f", "Procfile"]
     proc = Proc(args, env, tmp / "honcho.log", None).start()
     try:
-        for ready in (" ready.", "Acquired lock", "Visit me at", "webhook receiver listening"):
+        for ready in (" ready.", "Acquired lock", "Visit me at", "web service listening"):
             proc.wait_for(ready, 40)
         yield proc, sb, flower_port
     finally:

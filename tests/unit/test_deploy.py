@@ -3,7 +3,9 @@ engine runs here, so the compose file is parsed and checked rather than started.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,12 @@ from typing import Any
 import yaml
 
 from config.settings import Settings
+from tests.support.services import BIN
+from worker.web.gunicorn_conf import bind_for
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = {"worker", "beat", "flower", "webhook"}
+APP_SERVICES = {"worker", "beat", "flower", "web"}
+WEB = "gunicorn -c python:worker.web.gunicorn_conf worker.web.app:application"
 SETTINGS = {f.name.upper() for f in fields(Settings)}
 # Read by boto3's credential chain (not our settings), and MinIO's own bootstrap user.
 FOREIGN = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
@@ -34,7 +39,7 @@ def test_procfile_runs_the_four_processes_with_the_projects_commands() -> None:
     assert procs["worker"].startswith("celery -A worker worker -Q audio,poll,notify")
     assert "-S redbeat.RedBeatScheduler" in procs["beat"]
     assert procs["flower"] == "celery -A worker flower"
-    assert procs["webhook"] == "akool-audio webhook"
+    assert procs["web"] == WEB
 
 
 def test_compose_services_and_commands_match_the_procfile() -> None:
@@ -103,3 +108,43 @@ def test_results_go_to_the_bucket_that_minio_init_creates() -> None:
             "${MINIO_ROOT_PASSWORD:?"
         )
     assert "ports" not in services["minio"]  # reachable by the workers only
+
+
+def _gunicorn_config(env: dict[str, str]) -> dict[str, str]:
+    """gunicorn's own reading of the web command's configuration (``--print-config``)."""
+    args = [str(BIN / "gunicorn"), "--print-config", *procfile()["web"].split()[1:]]
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("WEB_", "API_"))}
+    run_env.update(env, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        args, env=run_env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = (line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in lines}
+
+
+def test_web_binds_web_host_and_port_with_threads_and_no_query_in_any_access_log() -> None:
+    token = "t" * 20
+    got = _gunicorn_config({"WEB_HOST": "0.0.0.0", "WEB_PORT": "8123", "API_TOKENS": token})
+    assert got["bind"] == "['0.0.0.0:8123']"
+    assert got["worker_class"] == "gthread" and int(got["threads"]) > 1
+    assert got["accesslog"] == "None"  # the app logs each request itself
+    assert got["control_socket_disable"] == "True"  # several servers may share one host
+    fmt = got["access_log_format"]
+    assert "%(r)s" not in fmt and "%(q)s" not in fmt and "%(U)s" in fmt  # no query string
+    assert "%(a)s" not in fmt and "%(f)s" not in fmt and "{" not in fmt  # no header
+    assert token not in str(got)
+
+
+def test_bind_reads_the_settings_ipv6_too() -> None:
+    assert bind_for(Settings()) == ["127.0.0.1:8000"]
+    assert bind_for(Settings(web_host="::", web_port=9000)) == ["[::]:9000"]
+
+
+def test_compose_web_publishes_its_port_asks_for_tokens_and_checks_health() -> None:
+    web = compose()["services"]["web"]
+    assert web["environment"]["WEB_HOST"] == "0.0.0.0"
+    assert web["ports"] == [f"{web['environment']['WEB_PORT']}:8000"] == ["8000:8000"]
+    # Tokens come from the operator's environment; there is no default token.
+    assert web["environment"]["API_TOKENS"] == "${API_TOKENS:-}"
+    assert "/healthz" in " ".join(web["healthcheck"]["test"])
+    assert "webhook" not in compose()["services"]

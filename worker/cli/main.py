@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -231,17 +230,17 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return int(sandbox_cli.run(sandbox_arguments(args.rest)))
 
 
-def cmd_webhook(args: argparse.Namespace) -> int:
+def cmd_web(args: argparse.Namespace) -> int:
+    """The web service on the development server; ``webhook`` is the same on WEBHOOK_*."""
     from config.settings import get_settings
-    from worker.web import webhook
+    from worker.cli import serve
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     s = get_settings()
-    app = webhook.WebhookApp.from_settings(s)  # fails here, naming the variable, without keys
+    alias = args.command == "webhook"
+    host = args.host or (s.webhook_host if alias else s.web_host)
+    port = args.port if args.port is not None else (s.webhook_port if alias else s.web_port)
     try:
-        webhook.serve(args.host or s.webhook_host, args.port or s.webhook_port, app)
+        serve.run(s, host, port, webhook_alias=alias)  # SettingsError: exit 2, with the reason
     except OSError as exc:
         print(f"error: cannot listen: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -263,6 +262,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from worker.devstack import demo
 
     return demo.run(keep=args.keep, workers=args.concurrency)
+
+
+def _lazy(module: str, name: str) -> Any:
+    """A command function imported when the command runs (its module imports this one)."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), name)(args))
+
+    return run
 
 
 def _job_options(p: argparse.ArgumentParser) -> None:
@@ -325,6 +335,14 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--timeout", type=float, default=900)
     w.set_defaults(func=cmd_wait)
 
+    for name, help_text in (
+        ("cancel", "cancel a job (Akool may still finish a submitted job and charge for it)"),
+        ("retry", "run a failed or cancelled job again under its job id"),
+    ):
+        op = sub.add_parser(name, help=help_text)
+        op.add_argument("job_id")
+        op.set_defaults(func=_lazy("worker.cli.jobctl", f"cmd_{name}"))
+
     b = sub.add_parser("batch", help="enqueue every request of a CSV or JSONL file and watch")
     b.add_argument("file")
     b.add_argument("--timeout", type=float, default=1800)
@@ -339,10 +357,17 @@ def parser() -> argparse.ArgumentParser:
     )
     sb.set_defaults(func=cmd_sandbox)
 
-    wh = sub.add_parser("webhook", help="serve the Akool webhook receiver (/akool/webhook)")
+    web = sub.add_parser(
+        "web", help="serve the web service: the /v1 API, /metrics, /akool/webhook (development)"
+    )
+    web.add_argument("--host", help="address to bind (WEB_HOST, default 127.0.0.1)")
+    web.add_argument("--port", type=int, help="port (WEB_PORT, default 8000)")
+    web.set_defaults(func=cmd_web)
+
+    wh = sub.add_parser("webhook", help="the web service on WEBHOOK_HOST/WEBHOOK_PORT (alias)")
     wh.add_argument("--host", help="address to bind (WEBHOOK_HOST, default 127.0.0.1)")
     wh.add_argument("--port", type=int, help="port (WEBHOOK_PORT, default 8000)")
-    wh.set_defaults(func=cmd_webhook)
+    wh.set_defaults(func=cmd_web)
 
     pg = sub.add_parser(
         "purge", help="purge files and records past retention now (beat also does this)"
@@ -353,6 +378,27 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--keep", action="store_true", help="keep the temporary Redis directory")
     d.add_argument("--concurrency", type=int, default=16, help="worker threads")
     d.set_defaults(func=cmd_demo)
+
+    # Recurring jobs in Redis (RedBeat): worker/cli/schedule_cmd.py, imported when run.
+    sc = sub.add_parser("schedule", help="recurring jobs kept in Redis: add, list, rm")
+    scs = sc.add_subparsers(dest="schedule_command", required=True)
+    sa = scs.add_parser("add", help="add a schedule; every running beat picks it up")
+    sa.add_argument("name", help="1-64 letters, digits, '-' or '_'")
+    when = sa.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help='"minute hour day-of-month month day-of-week" (UTC)')
+    when.add_argument("--every", type=float, help="seconds between runs")
+    sa.add_argument("--task", default="audio.create", choices=("audio.create", "audio.clone"))
+    sa.add_argument("--job-id", required=True, help="template: {name} {date} {hour} {minute} {ts}")
+    sa.add_argument("--request", help="the task's kwargs as a JSON object (without job_id)")
+    for opt in ("--input-text", "--voice-id", "--voice-url", "--rate", "--notify-url"):
+        sa.add_argument(opt, help="sets that field of --request")
+    sa.set_defaults(func=_lazy("worker.cli.schedule_cmd", "cmd_add"))
+    sl = scs.add_parser("list", help="every schedule (API, file, maintenance), last and next run")
+    sl.add_argument("--json", action="store_true")
+    sl.set_defaults(func=_lazy("worker.cli.schedule_cmd", "cmd_list"))
+    sr = scs.add_parser("rm", help="remove a schedule added with `schedule add` or the API")
+    sr.add_argument("name")
+    sr.set_defaults(func=_lazy("worker.cli.schedule_cmd", "cmd_rm"))
     return p
 
 

@@ -1,7 +1,6 @@
-"""The Akool webhook receiver: a small WSGI app at ``POST /akool/webhook``.
-
-``akool-audio webhook --port N`` serves it with the stdlib (threaded); for a real server point
-gunicorn or uwsgi at ``worker.web.webhook:application``. ``GET /healthz`` answers ``ok``.
+"""The Akool webhook receiver at ``POST /akool/webhook``, a blueprint of the web service
+(``worker.web.app``; ``akool-audio web``, or ``akool-audio webhook`` for the same service on
+``WEBHOOK_HOST``/``WEBHOOK_PORT``). It is open: Akool's own signature is its check.
 
 A callback is verified and decrypted (``worker.akool.crypto.open_envelope``: signature over the
 clientId, AES with the client secret), deduplicated per (akool id, status), mapped to our job,
@@ -13,7 +12,8 @@ Status 1 and 2 change nothing. Polling stays the safety net: a lost callback cos
 Answers: 200 for anything handled (including duplicates and non-terminal statuses), 400 for a
 garbled body, 401 for a bad signature or a body our keys cannot decrypt, 404 for an akool id we
 do not know (yet: a callback can beat the create answer, so Akool's retry may find it), 413 for
-a body over 64 KB. Nothing secret and no payload is logged.
+a body over 64 KB, 405 for another method than POST, and 503 when the service has not the
+keys to check signatures with. Nothing secret and no payload is logged.
 """
 
 from __future__ import annotations
@@ -21,13 +21,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import Settings, SettingsError, get_settings
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from config.settings import Settings, SettingsError
 from worker.akool.crypto import WebhookEnvelope, WebhookError, open_envelope
 from worker.akool.models import AudioStatus
+from worker.fleet import counters
 from worker.jobs import ErrorCode, JobStore
 
 log = logging.getLogger("akool_audio.webhook")
@@ -35,7 +39,7 @@ log = logging.getLogger("akool_audio.webhook")
 PATH = "/akool/webhook"
 MAX_BODY = 64 * 1024
 SEEN_TTL = 7 * 86400
-StartResponse = Callable[..., Any]
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]  # all but POST: 405, in our own words
 Enqueue = Callable[[str], None]
 
 
@@ -45,7 +49,7 @@ class Answer:
     message: str
 
 
-def _keys(settings: Settings) -> tuple[str, str]:
+def receiver_keys(settings: Settings) -> tuple[str, str]:
     secret = settings.akool_client_secret or settings.akool_api_key
     if not settings.akool_client_id or not secret:
         raise SettingsError(
@@ -60,9 +64,10 @@ class Receiver:
 
     def __init__(self, jobs: JobStore, settings: Settings, enqueue: Enqueue) -> None:
         self.jobs = jobs
-        self.client_id, self.secret = _keys(settings)
+        self.client_id, self.secret = receiver_keys(settings)
         self.enqueue = enqueue
 
+    @counters.counts_webhook
     def handle(self, body: bytes) -> Answer:
         try:
             doc = json.loads(body)
@@ -99,15 +104,18 @@ class Receiver:
         job = self.jobs.find(job_id)
         if job is None:
             return Answer(200, "job record expired")
+        if job.akool_id != akool_id:
+            # A late callback for an earlier attempt of a retried job: never its result.
+            return Answer(200, f"stale callback: attempt {job.attempt} has another akool id")
         if job.state.is_final or job.state.is_fetching:
             return Answer(200, f"job already {job.state.value}")
         now = time.time()
         if status is AudioStatus.COMPLETED:
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 return Answer(400, "status 3 without a url")
-            self.jobs.record_poll(job_id, status, url, now, counted=False)
+            self.jobs.record_poll(job_id, status, url, now, counted=False, source="webhook")
         else:
-            self.jobs.record_poll(job_id, status, None, now, counted=False)
+            self.jobs.record_poll(job_id, status, None, now, counted=False, source="webhook")
             self.jobs.fail(
                 job_id,
                 ErrorCode.AKOOL_FAILED,
@@ -118,95 +126,52 @@ class Receiver:
         return Answer(200, "ok")
 
 
-def _enqueue_continuation(job_id: str) -> None:
-    # Imported here: the receiver's own tests need neither the Celery app nor its settings.
-    from tasks.chains import continuation
-    from worker.services import services
+def continuation_enqueuer(jobs: JobStore) -> Enqueue:
+    """Enqueue the rest of a job's chain from its record (download and finish, or finish)."""
 
-    svc = services()
-    continuation(svc.jobs.get(job_id), 0.0).apply_async()
+    def enqueue(job_id: str) -> None:
+        # Imported here: the receiver's own tests need neither the Celery app nor its settings.
+        from tasks.chains import continuation
+
+        continuation(jobs.get(job_id), 0.0).apply_async()
+
+    return enqueue
 
 
-class WebhookApp:
-    """The WSGI callable."""
+def blueprint(receiver: Receiver | None) -> Blueprint:
+    """The route serving ``receiver``; None: a service without the keys answers 503."""
+    bp = Blueprint("webhook", __name__)
 
-    def __init__(self, receiver: Receiver) -> None:
-        self.receiver = receiver
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> WebhookApp:
-        from worker.services import redis_client
-
-        s = settings or get_settings()
-        jobs = JobStore(redis_client(s.redis_url), s)
-        return cls(Receiver(jobs, s, _enqueue_continuation))
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
-        if path == "/healthz" and method in ("GET", "HEAD"):
-            return _answer(start_response, 200, "ok")
-        if path != PATH:
-            return _answer(start_response, 404, "not found")
-        if method != "POST":
-            return _answer(start_response, 405, "use POST", [("Allow", "POST")])
+    @bp.route(PATH, methods=METHODS)
+    def receive() -> Response:
+        if request.method != "POST":
+            return _answer(405, "use POST", {"Allow": "POST"})
+        if receiver is None:
+            return _answer(
+                503,
+                "this service has no AKOOL_CLIENT_ID and AKOOL_CLIENT_SECRET (or AKOOL_API_KEY) "
+                "to check Akool's signatures with",
+            )
+        if (request.content_length or 0) > MAX_BODY:
+            return _answer(413, "body too large")
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _answer(start_response, 400, "bad content-length")
-        if length > MAX_BODY:
-            return _answer(start_response, 413, "body too large")
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:  # a chunked body that grew past the limit
+            return _answer(413, "body too large")
         try:
-            outcome = self.receiver.handle(body)
+            outcome = receiver.handle(body)
         except Exception:
             log.exception("webhook handling failed")  # a traceback, never the body
-            return _answer(start_response, 500, "internal error")
+            return _answer(500, "internal error")
         if outcome.status != 200:
             log.warning("webhook refused: %s %s", outcome.status, outcome.message)
-        return _answer(start_response, outcome.status, outcome.message)
+        return _answer(outcome.status, outcome.message)
+
+    return bp
 
 
-def _answer(
-    start_response: StartResponse,
-    status: int,
-    message: str,
-    extra: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    body = json.dumps({"status": status, "message": message}).encode()
-    reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
-    reasons.update({405: "Method Not Allowed", 413: "Payload Too Large", 500: "Error"})
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    start_response(f"{status} {reasons.get(status, 'Error')}", headers + (extra or []))
-    return [body]
-
-
-def serve(host: str, port: int, app: WebhookApp | None = None) -> None:
-    """Serve with the stdlib's WSGI server, one thread per request, until interrupted."""
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-    class Server(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-
-    class Handler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
-
-    server = make_server(
-        host, port, app or WebhookApp.from_settings(), server_class=Server, handler_class=Handler
-    )
-    print(f"webhook receiver listening on http://{host}:{server.server_port}{PATH}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-
-
-def __getattr__(name: str) -> Any:
-    # gunicorn/uwsgi read ``worker.web.webhook:application``; built on first access so importing
-    # this module (tests, the CLI's --help) needs no settings.
-    if name == "application":
-        app = WebhookApp.from_settings()
-        globals()["application"] = app
-        return app
-    raise AttributeError(name)
+def _answer(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify({"status": status, "message": message})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response

@@ -1,0 +1,78 @@
+"""The fleet at a glance over HTTP: ``GET /v1/stats`` (JSON, worker/web/stats.py) and
+``GET /metrics`` (Prometheus' text format, worker/web/metrics.py). Thin views over those plain
+functions; the app wraps both routes in its Bearer auth.
+
+What the views read is built once per app from the app's settings (worker/web/deps.py, else
+the process's), or given with ``install``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import redis
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from config.settings import Settings, get_settings
+from worker.jobs import JobStore
+from worker.services import rate_limiter, redis_client
+from worker.web import deps, metrics, stats
+from worker.web.stats import LiveWorkers, Sources, broker_app
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("observe", __name__)
+EXTENSION = "akool_audio.observe"
+_build = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Observed:
+    sources: Sources
+    registry: CollectorRegistry
+
+
+def sources_from(settings: Settings) -> Sources:
+    """What the views read, for ``settings``: its Redis, job store, shared rate limiter, and the
+    live workers on its broker."""
+    r = redis_client(settings.redis_url)
+    return Sources(
+        r=r,
+        settings=settings,
+        jobs=JobStore(r, settings),
+        limiter=rate_limiter(settings, r),
+        workers=LiveWorkers(broker_app(settings)),
+    )
+
+
+def install(app: Flask, sources: Sources) -> None:
+    """Serve the statistics of ``sources`` from ``app``."""
+    app.extensions[EXTENSION] = Observed(sources, metrics.registry(sources))
+
+
+def _observed() -> Observed:
+    app = current_app
+    with _build:
+        if EXTENSION not in app.extensions:
+            base = app.extensions.get(deps.EXTENSION)  # the app's own settings, when it has them
+            install(app, sources_from(base.settings if base is not None else get_settings()))
+        observed: Observed = app.extensions[EXTENSION]
+    return observed
+
+
+@bp.get("/v1/stats")
+def get_stats() -> Response:
+    return jsonify(stats.stats(_observed().sources))
+
+
+@bp.get("/metrics")
+def get_metrics() -> Response:
+    return Response(metrics.render(_observed().registry), content_type=CONTENT_TYPE_LATEST)
+
+
+@bp.errorhandler(redis.RedisError)
+def _redis_down(exc: redis.RedisError) -> tuple[Response, int]:
+    log.warning("statistics unavailable: %s: %s", type(exc).__name__, exc)
+    return jsonify({"error": {"message": "Redis is unavailable; try again shortly"}}), 503

@@ -1,0 +1,434 @@
+"""The web service described as OpenAPI 3.1, served at ``/v1/openapi.json``.
+
+Every route of the app under ``/v1`` and ``/metrics`` must be here (tests/unit/test_web_openapi.py
+fails otherwise), including those other modules add (stats, metrics, schedules).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from worker import __version__
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(description: str, schema: str | dict[str, Any] = "Error") -> dict[str, Any]:
+    body = _ref(schema) if isinstance(schema, str) else schema
+    return {"description": description, "content": {JSON: {"schema": body}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "a bad request: the error names the field",
+        401: "no valid Bearer token",
+        404: "no such job (or schedule)",
+        405: "method not allowed",
+        409: "refused in the current state, or the job_id exists with another request",
+        413: "the body is larger than 64 KB",
+        415: "the body is not sent as application/json",
+        503: "Redis (or the voice cache) is unavailable",
+    }
+    return {str(c): _answer(text[c]) for c in (401, *codes)}
+
+
+_NULL_STR = {"type": ["string", "null"]}
+_NULL_NUM = {"type": ["number", "null"]}
+_JOB_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_JOB_ID: dict[str, Any] = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": _JOB_ID_PATTERN},
+}
+
+_NAME: dict[str, Any] = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {
+                    "field": {"type": "string", "description": "the part of the request at fault"},
+                    "message": {"type": "string"},
+                },
+            }
+        },
+    },
+    "JobRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind", "input_text"],
+        "description": (
+            "The kwargs of audio.create / audio.clone plus kind; unknown fields are refused. "
+            "create needs voice_id; clone needs voice_url or voice_id. notify_task and "
+            "notify_queue are for Celery callers only and are refused here."
+        ),
+        "properties": {
+            "kind": {"enum": ["create", "clone"]},
+            "input_text": {"type": "string", "description": "1 to AKOOL_MAX_WORDS words"},
+            "voice_id": {"type": "string"},
+            "voice_url": {"type": "string", "format": "uri", "description": "clone only"},
+            "rate": {"type": "string", "pattern": "^[0-9]{1,3}%$", "default": "100%"},
+            "job_id": {
+                "type": "string",
+                "description": "idempotency key; a uuid4 hex when omitted",
+                "pattern": _JOB_ID_PATTERN,
+            },
+            "notify_url": {"type": "string", "format": "uri"},
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["job_id", "state", "links"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "state": {"type": "string"},
+            "links": {
+                "type": "object",
+                "properties": {k: {"type": "string"} for k in ("self", "cancel", "retry")},
+            },
+            "message": {"type": "string"},
+        },
+    },
+    "Summary": {
+        "type": "object",
+        "description": "The job's result as every caller receives it (README, 'The result').",
+        "properties": {
+            "job_id": {"type": "string"},
+            "state": {
+                "enum": [
+                    "accepted",
+                    "submitting",
+                    "submitted",
+                    "downloading",
+                    "storing",
+                    "cancelling",
+                    "succeeded",
+                    "failed",
+                    "cancelled",
+                ]
+            },
+            "akool_id": _NULL_STR,
+            "audio_url": _NULL_STR,
+            "file": _NULL_STR,
+            "location": _NULL_STR,
+            "download_url": {**_NULL_STR, "description": "fresh, valid DOWNLOAD_URL_TTL s"},
+            "sha256": _NULL_STR,
+            "bytes": {"type": ["integer", "null"]},
+            "error": {
+                "type": ["object", "null"],
+                "properties": {"code": _NULL_STR, "message": _NULL_STR},
+            },
+            "attempt": {"type": "integer"},
+        },
+    },
+    "JobDetail": {
+        "type": "object",
+        "properties": {
+            "job": {
+                "allOf": [
+                    _ref("Summary"),
+                    {
+                        "type": "object",
+                        "properties": {
+                            "kind": {"type": "string"},
+                            "created_at": {"type": "number"},
+                            "updated_at": {"type": "number"},
+                            "submitted_at": _NULL_NUM,
+                            "completed_at": _NULL_NUM,
+                            "deadline_at": _NULL_NUM,
+                            "cancel_requested_at": _NULL_NUM,
+                            "polls": {"type": "integer"},
+                            "attempts": {
+                                "type": "array",
+                                "items": {"type": "object"},
+                                "description": "earlier attempts: akool_id, state, error, times",
+                            },
+                            "akool_status": {"type": ["integer", "null"]},
+                            "error_code": _NULL_STR,
+                            "storage_error": _NULL_STR,
+                            "notify_state": _NULL_STR,
+                            "notify_task_state": _NULL_STR,
+                        },
+                    },
+                ]
+            },
+            "request": {"type": "object", "description": "the request as recorded"},
+            "timeline": {"type": "array", "items": _ref("Event")},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["t", "type"],
+        "properties": {
+            "t": {"type": "number", "description": "epoch seconds"},
+            "type": {"type": "string", "description": "accepted, submitted, poll, ... succeeded"},
+        },
+        "additionalProperties": True,
+    },
+    "JobRow": {
+        "type": "object",
+        "properties": {
+            "job_id": {"type": "string"},
+            "kind": {"type": "string"},
+            "state": {"type": "string"},
+            "voice": _NULL_STR,
+            "created_at": {"type": "number"},
+            "completed_at": _NULL_NUM,
+            "polls": {"type": "integer"},
+            "attempt": {"type": "integer"},
+            "error_code": _NULL_STR,
+            "duration": {**_NULL_NUM, "description": "seconds from accepted to final"},
+        },
+    },
+    "JobPage": {
+        "type": "object",
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("JobRow")},
+            "next_cursor": {**_NULL_STR, "description": "pass as cursor for the next page"},
+        },
+    },
+    "Changed": {
+        "type": "object",
+        "properties": {"job": _ref("Summary"), "message": {"type": "string"}},
+    },
+    "Voices": {
+        "type": "object",
+        "properties": {
+            "voices": {"type": "array", "items": {"type": "object"}},
+            "age": {"type": "number", "description": "seconds since the cache was refreshed"},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "properties": {"status": {"enum": ["ok", "unavailable"]}, "redis": {"type": "string"}},
+    },
+    "Stats": {
+        "type": "object",
+        "description": (
+            "jobs by state, queue depths and the age of each queue's oldest message, live "
+            "workers, the shared rate limiter, Akool error codes in the last hour, warnings"
+        ),
+    },
+    "Schedule": {
+        "type": "object",
+        "description": (
+            "name, a cron expression or an interval, the request, a job id template; "
+            "last and next run; entries from RECURRING_JOBS_FILE are marked and read-only"
+        ),
+    },
+    "WebhookAnswer": {
+        "type": "object",
+        "properties": {"status": {"type": "integer"}, "message": {"type": "string"}},
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/v1/jobs": {
+        "post": {
+            "summary": "Enqueue a job (validated like audio.create / audio.clone)",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("JobRequest")}}},
+            "responses": {
+                "202": _answer("accepted and sent to the workers", "Accepted"),
+                "200": _answer("this job_id exists with the same request", "Accepted"),
+                **_errors(400, 409, 413, 415),
+            },
+        },
+        "get": {
+            "summary": "List jobs, newest first (with q: in job id order)",
+            "parameters": [
+                {
+                    "name": "state",
+                    "in": "query",
+                    "schema": SCHEMAS["Summary"]["properties"]["state"],
+                },
+                {
+                    "name": "q",
+                    "in": "query",
+                    "description": "job id prefix",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                },
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {"200": _answer("one page", "JobPage"), **_errors(400)},
+        },
+    },
+    "/v1/jobs/{job_id}": {
+        "get": {
+            "summary": "A job: its summary, request and timeline",
+            "parameters": [_JOB_ID],
+            "responses": {"200": _answer("the job", "JobDetail"), **_errors(400, 404)},
+        }
+    },
+    "/v1/jobs/{job_id}/cancel": {
+        "post": {
+            "summary": "Cancel a job (an Akool job already submitted may still finish and be "
+            "charged: Akool v3 has no cancel call)",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "202": _answer("cancelling or cancelled", "Changed"),
+                **_errors(400, 404, 409),
+            },
+        }
+    },
+    "/v1/jobs/{job_id}/retry": {
+        "post": {
+            "summary": "Run a failed or cancelled job again as attempt N+1",
+            "parameters": [_JOB_ID],
+            "responses": {"202": _answer("accepted again", "Changed"), **_errors(400, 404, 409)},
+        }
+    },
+    "/v1/voices": {
+        "get": {
+            "summary": "Akool's voices from the voice cache",
+            "responses": {"200": _answer("the cached list", "Voices"), **_errors(503)},
+        }
+    },
+    "/v1/stats": {
+        "get": {
+            "summary": "The fleet at a glance",
+            "responses": {"200": _answer("stats", "Stats")},
+        }
+    },
+    "/v1/schedules": {
+        "get": {
+            "summary": "Recurring jobs, with their last and next run",
+            "responses": {
+                "200": _answer(
+                    "the schedules",
+                    {
+                        "type": "object",
+                        "properties": {"schedules": {"type": "array", "items": _ref("Schedule")}},
+                    },
+                )
+            },
+        },
+        "post": {
+            "summary": "Add a schedule (every running beat picks it up)",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Schedule")}}},
+            "responses": {
+                "201": _answer("added", "Schedule"),
+                **_errors(400, 409, 413, 415),
+            },
+        },
+    },
+    "/v1/schedules/{name}": {
+        "get": {
+            "summary": "One schedule",
+            "parameters": [_NAME],
+            "responses": {"200": _answer("the schedule", "Schedule"), **_errors(400, 404)},
+        },
+        "delete": {
+            "summary": "Remove a schedule added through the API (one of the file or the beat "
+            "configuration is 409: it changes only there)",
+            "parameters": [_NAME],
+            "responses": {
+                "200": _answer(
+                    "removed", {"type": "object", "properties": {"deleted": _ref("Schedule")}}
+                ),
+                **_errors(400, 404, 409),
+            },
+        },
+    },
+    "/v1/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Fleet-wide metrics in Prometheus' text format (computed from Redis)",
+            "responses": {
+                "200": {
+                    "description": "metrics",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "401": _answer("no valid Bearer token"),
+            },
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness, and whether Redis answers (open, no token)",
+            "security": [],
+            "responses": {
+                "200": _answer("Redis answers", "Health"),
+                "503": _answer("Redis does not answer", "Health"),
+            },
+        }
+    },
+    "/akool/webhook": {
+        "post": {
+            "summary": "Akool's encrypted callbacks (open: checked by Akool's own signature)",
+            "security": [],
+            "requestBody": {"content": {JSON: {"schema": {"type": "object"}}}},
+            "responses": {
+                code: _answer(text, "WebhookAnswer")
+                for code, text in (
+                    ("200", "handled (also duplicates and non-final statuses)"),
+                    ("400", "a garbled body"),
+                    ("401", "a bad signature or a body our keys cannot decrypt"),
+                    ("404", "an Akool id we do not know (yet)"),
+                    ("413", "the body is larger than 64 KB"),
+                    ("503", "the service has no Akool keys to check signatures with"),
+                )
+            },
+        }
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "akool-audio-worker",
+        "version": __version__,
+        "description": (
+            "Text to speech through Akool's Audio API: enqueue jobs, follow, cancel and retry "
+            "them. Errors are {'error': {'field', 'message'}}; bodies are at most 64 KB."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "components": {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "one of API_TOKENS",
+            }
+        },
+        "schemas": SCHEMAS,
+    },
+    "paths": PATHS,
+}
+
+
+def document() -> dict[str, Any]:
+    """A copy of the document (callers may change theirs)."""
+    return copy.deepcopy(DOCUMENT)
