@@ -7,7 +7,9 @@ import time
 import pytest
 
 from config.settings import Settings
+from worker.akool.models import AudioStatus
 from worker.jobs import JobConflict, JobState, JobStore
+from worker.maintenance import sweeper
 from worker.services import redis_client
 
 REQ = {"input_text": "Hi", "voice_id": "v1"}
@@ -81,3 +83,20 @@ def test_a_final_job_is_never_brought_back_by_a_late_submit(jobs: JobStore) -> N
     assert job.orphan_akool_id == "ak-late"
     assert jobs.begin_submit("j5", lease_seconds=30) == "final"
     assert jobs.begin_submit("no-such-job", lease_seconds=30) == "missing"
+
+
+def test_a_cancel_no_step_finishes_is_finished_by_the_sweeper(jobs: JobStore) -> None:
+    jobs.create("j6", "create", {"input_text": "hi"}, "t6")
+    assert jobs.begin_submit("j6", 30) == "go"
+    url = "https://a.example/x"
+    jobs.record_submitted("j6", "ak-6", AudioStatus.COMPLETED, url, time.time())
+    jobs.record_poll("j6", AudioStatus.COMPLETED, url, time.time())
+    assert jobs.get("j6").state is JobState.DOWNLOADING
+    assert jobs.cancel("j6") == ("cancelling", JobState.CANCELLING)  # a download may be in flight
+    assert jobs.cancel("j6") == ("asked", JobState.CANCELLING)
+    now = time.time()
+    assert sweeper.decide(jobs, "j6", now, grace=1, stall=60) is sweeper.Action.SKIP
+    assert sweeper.decide(jobs, "j6", now + 61, grace=1, stall=60) is sweeper.Action.CANCEL
+    assert jobs.cancel("j6", force=True) == ("cancelled", JobState.CANCELLED)
+    assert jobs.cancel("j6") == ("final", JobState.CANCELLED)
+    assert jobs.get("j6").akool_id == "ak-6"
