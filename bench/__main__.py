@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, capacity, download, engine, polling, report, storage
+from bench import baseline, capacity, download, engine, polling, report, storage, timeline, web
 from bench.engine import WorkerSpec
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
@@ -25,17 +25,30 @@ SCENARIOS = (
     "download",
     "pools",
     "storage",
+    "web",
+    "timeline",
 )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="smaller runs (about 4 minutes)")
+    p.add_argument("--quick", action="store_true", help="smaller runs (about 7 minutes)")
     p.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     p.add_argument("--pool", default="threads", help="the worker pool for every scenario")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--capacity-jobs", type=int, default=None, help="default 10000 (2000 quick)")
+    p.add_argument("--web-records", type=int, default=100_000, help="job records for the list")
+    p.add_argument(
+        "--timeline-base",
+        default=timeline.BASE,
+        help="the commit before the timeline, measured against this tree (%(default)s)",
+    )
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="write the last run's figures with this run's scenarios replaced",
+    )
     args = p.parse_args(argv)
     q = args.quick
     spec = WorkerSpec(args.pool, args.concurrency)
@@ -66,9 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     step("download", download.run)
     step("pools", lambda: engine.pools(120 if q else 250, latency=0.2))
     step("storage", lambda: storage.run(q))
+    step("web", lambda: web.run(per_thread=150 if q else 400, samples=100 if q else 200,
+                                records=args.web_records))  # fmt: skip
+    step("timeline", lambda: timeline.run(spec, 300 if q else 600, 3, args.timeline_base))
     fig["seconds"] = round(time.time() - t0)
     report.derive(fig)
     print(report.table(fig))
+    if args.merge and RESULTS.exists():
+        fig = _merge(json.loads(RESULTS.read_text()), fig, only)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(fig, indent=2, sort_keys=True) + "\n")
@@ -76,6 +94,17 @@ def main(argv: list[str] | None = None) -> int:
         DOC.write_text(report.markdown(fig))
         print(f"wrote {RESULTS} and {DOC}", file=sys.stderr)
     return 0
+
+
+def _merge(last: dict[str, Any], fig: dict[str, Any], only: set[str]) -> dict[str, Any]:
+    """``last`` with the figures of the scenarios run now, and when and how they were run."""
+    run = {k: fig[k] for k in ("started", "argv", "machine", "worker")}
+    for name in SCENARIOS:
+        if name in only and name in fig:
+            last[name] = fig[name]
+            last.setdefault("separately", {})[name] = run
+    report.derive(last)
+    return last
 
 
 def _polling(spec: WorkerSpec, quick: bool) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,60 @@ def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"8 ours with {label} (not shipped): ratio 1 MB / 100 MB, 100 MB RSS growth MB",
                 f"{small.get('ratio')} / {big.get('ratio')}, {big.get('peak_rss_growth_mb')}",
             )
+    _web_rows(g("web") or {}, add)
+    _timeline_rows(g("timeline"), add)
     return out
+
+
+Add = Callable[..., None]
+#: The list route's lines: (figure key, what was asked).
+LIST_QUERIES = (
+    ("newest", "GET /v1/jobs?limit=50"),
+    ("state", "GET /v1/jobs?limit=50&state=failed"),
+    ("prefix", "GET /v1/jobs?limit=50&q={q}"),
+    ("paging", "GET /v1/jobs?limit=50&cursor= (pages 2-5)"),
+    ("detail", "GET /v1/jobs/{{id}}"),
+)
+
+
+def _web_rows(w: dict[str, Any], add: Add) -> None:
+    i = w.get("intake") or {}
+    if i:
+        post, task = i.get("post") or {}, i.get("send_task") or {}
+        add(f"9 POST /v1/jobs / send_task per s ({i.get('threads')} client threads, no worker)",
+            _pair(post.get("per_s"), task.get("per_s")))  # fmt: skip
+        add("9 intake ratio POST /v1/jobs / send_task", i.get("ratio"))
+        add("9 latency p50 / p95 ms: POST /v1/jobs; send_task",
+            f"{post.get('p50_ms')} / {post.get('p95_ms')}; "
+            f"{task.get('p50_ms')} / {task.get('p95_ms')}")  # fmt: skip
+    lst = w.get("list") or {}
+    if not lst:
+        return
+    small, big = lst.get("baseline") or 0, lst.get("records") or 0
+    for key, label in LIST_QUERIES:
+        a, b = _get(lst, "at_baseline", key, "p95_ms"), _get(lst, "at_records", key, "p95_ms")
+        ratio = _get(lst, "p95_ratio", key)
+        add(f"9 {label.format(q=lst.get('q'))}: p95 ms at {small:,} / {big:,} records (ratio)",
+            None if a is None and b is None else f"{a} / {b} ({ratio})")  # fmt: skip
+
+
+def _timeline_rows(t: Any, add: Add) -> None:
+    if isinstance(t, str):
+        add("10 timeline cost", t)
+        return
+    if not isinstance(t, dict):
+        return
+    base, cur = t.get("base") or {}, t.get("current") or {}
+    label = f"base {t.get('base_commit')} / current, mean of {t.get('rounds')} runs each"
+    add(f"10 pipeline jobs/s ({label})", _pair(base.get("jobs_per_s"), cur.get("jobs_per_s")))
+    ratio = t.get("ratio")
+    add("10 timeline cost: jobs/s ratio current / base (per round)",
+        f"{ratio} ({', '.join(map(str, t.get('ratio_rounds') or []))})", ">= 0.9",
+        None if ratio is None else ratio >= 0.9)  # fmt: skip
+    add("10 Redis commands per job: base / current",
+        _pair(base.get("redis_cmds_per_job"), cur.get("redis_cmds_per_job")))  # fmt: skip
+    add("10 timeline events per job: base / current",
+        _pair(base.get("events_per_job"), cur.get("events_per_job")))  # fmt: skip
 
 
 def _pair(a: Any, b: Any) -> str | None:
@@ -161,6 +215,8 @@ def markdown(fig: dict[str, Any]) -> str:
         table="\n".join(md),
         timeline=json.dumps(timeline) if timeline else "(capacity not run)",
         storage=_storage_text(fig),
+        web_line=_web_text(fig),
+        timeline_line=_timeline_text(fig),
         notes=NOTES.read_text() if NOTES.exists() else "",
     )
 
@@ -195,6 +251,60 @@ def _storage_text(fig: dict[str, Any]) -> str:
         "what more parts in flight would gain over a real network."
     )
     return textwrap.fill(text + variants, width=96, subsequent_indent="   ")
+
+
+def _separately(fig: dict[str, Any], name: str) -> str:
+    """How a line measured on its own (``python -m bench --only ... --merge``) was run."""
+    run = _get(fig, "separately", name)
+    if not isinstance(run, dict):
+        return ""
+    argv = " ".join(run.get("argv") or [])
+    return (
+        f" Measured on its own, not in the run above: `python -m bench {argv}` "
+        f"({run.get('started')}; worker `{run.get('worker')}`)."
+    )
+
+
+def _web_text(fig: dict[str, Any]) -> str:
+    """Line 9's description, with the sizes the run used."""
+    i, lst = _get(fig, "web", "intake") or {}, _get(fig, "web", "list") or {}
+    server = str(i.get("server") or "")
+    shown = f"`{server}`" if server else "the Procfile's `web` command"
+    if server.startswith("gunicorn"):
+        shown += " (gunicorn with worker/web/gunicorn_conf.py: one process of 4 threads)"
+    text = (
+        f"9. **Web service**: the real service as a process, {shown}, "
+        "with a Bearer token. Intake: `POST /v1/jobs` per second from "
+        f"{i.get('threads', 8)} client threads, each with its own keep-alive connection, beside "
+        '`send_task("audio.create", ...)` per second from a bare Celery app in the same number '
+        f"of threads, both against the same private Redis, {i.get('rounds', 2)} alternating "
+        f"rounds of {i.get('per_thread', '?')} requests per thread each; no worker consumes "
+        "(intake only). Latency is per request as the client sees it. The list route: one "
+        "client thread, p95 of each query with "
+        f"{lst.get('baseline', 1000):,} job records in Redis, then with "
+        f"{lst.get('records', 100_000):,} ({lst.get('samples', '?')} samples each; paging is "
+        "pages 2-5 by cursor; the detail is a random job). The records are seeded by the job "
+        "scripts `JobStore.create` and `JobStore.fail` run, pipelined in batches of 1,000, one "
+        "in five failed; the ratio is p95 at the larger size over p95 at the smaller."
+    )
+    return textwrap.fill(text + _separately(fig, "web"), width=96, subsequent_indent="   ")
+
+
+def _timeline_text(fig: dict[str, Any]) -> str:
+    """Line 10's description, with the sizes the run used."""
+    t = _get(fig, "timeline")
+    t = t if isinstance(t, dict) else {}
+    text = (
+        "10. **Timeline**: line 2's measurement (jobs sent at once, the sandbox finishing at "
+        f"create, one worker `{t.get('worker', 'as above')}`), {t.get('jobs', '?')} jobs a run, "
+        "with the worker started from a git worktree of the commit before the timeline "
+        f"(`--timeline-base`, {t.get('base_commit', 'see bench/notes.md')}) and from this "
+        f"tree, alternating base, current, base, current ({t.get('rounds', '?')} runs each), "
+        "against one sandbox and a fresh Redis each run; jobs/s are the mean of each side's "
+        "runs. Events per job are the lengths of the finished jobs' timelines. Everything else "
+        "that changed in the pipeline since the base commit is in the comparison too."
+    )
+    return textwrap.fill(text + _separately(fig, "timeline"), width=96, subsequent_indent="    ")
 
 
 TEMPLATE = """# Performance
@@ -238,6 +348,8 @@ worker RSS MB): {timeline}
 7. **Pools**: throughput with every Akool call made 0.2 s slow at the sandbox (as a real API
    is), per pool and concurrency, with the worker's total RSS.
 {storage}
+{web_line}
+{timeline_line}
 
 ## Reading the figures
 
