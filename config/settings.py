@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from config.redisconn import RedisConfigError, redis_target
+
 
 class SettingsError(ValueError):
     """Raised when an environment variable is missing or cannot be parsed."""
@@ -35,6 +37,8 @@ class StoreTarget:
 
 
 SECRET = {"secret": True}
+# Not a secret, but it may hold one (a password in the URL): also read from ``NAME_FILE``.
+FROM_FILE = {"from_file": True}
 
 
 @dataclass(frozen=True, repr=False)
@@ -49,8 +53,21 @@ class Settings:
     akool_rate_limit: float = 5.0
     akool_rate_burst: float = 5.0
     akool_max_words: int = 5000
+    # VoiceLab (v4) beside v3: the API of a job that does not name one, and the plan whose
+    # per-request character limit v4 text is checked against (pro, max, business)
+    akool_api_version: str = "v3"
+    akool_plan: str = "pro"
+    # Cloned voices (v4 audio.clone) remembered per sample, so a sample is cloned only once
+    voice_clone_ttl_days: float = 30.0
     # Redis and Celery
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata=FROM_FILE)
+    # Redis Sentinel (REDIS_URL=sentinel://h1:26379;sentinel://h2:26379/0) and TLS (rediss://):
+    # config/redisconn.py turns them into every component's connection options.
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_password: str | None = field(default=None, repr=False, metadata=SECRET)
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
     key_prefix: str = "akool-audio"
     visibility_timeout: int = 900
     reliable_fetch: bool = True
@@ -61,6 +78,13 @@ class Settings:
     poll_max_delay: float = 30.0
     poll_deadline: float = 900.0
     transient_error_budget: int = 8
+    # Polls that wait longer than this are parked in Redis and dispatched when due, not held
+    # by a worker as countdown messages (worker/fleet/dispatcher.py)
+    poll_park_threshold: float = 4.0
+    dispatch_interval: float = 0.25
+    dispatch_batch: int = 1000
+    # A worker whose heartbeat is older than this is dead: its messages go back to their queues
+    heartbeat_timeout: float = 20.0
     # Results: where they go (AUDIO_STORE; AUDIO_DIR is its older name for a local directory)
     audio_store: str | None = None
     audio_dir: Path = Path("audio")
@@ -110,7 +134,8 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             name = f.name.upper()
-            raw = _secret_file(env, name) if f.metadata.get("secret") else None
+            from_file = f.metadata.get("secret") or f.metadata.get("from_file")
+            raw = _secret_file(env, name) if from_file else None
             if raw is None:
                 raw = env.get(name)
             if raw is None or raw.strip() == "":
@@ -147,12 +172,18 @@ class Settings:
             "flower_port",
             "download_url_ttl",
             "storage_retry_window",
+            "poll_park_threshold",
+            "dispatch_interval",
+            "dispatch_batch",
+            "heartbeat_timeout",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.upper()} must be greater than 0")
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        try:
+            redis_target(self)  # config/redisconn.py: the URL, Sentinel and TLS settings agree
+        except RedisConfigError as exc:
+            raise SettingsError(str(exc)) from None
         if not self.akool_base_url.startswith(("http://", "https://")):
             raise SettingsError("AKOOL_BASE_URL must be an http(s) URL")
         # Every countdown must stay far below the visibility timeout: kombu redelivers an unacked
@@ -173,6 +204,17 @@ class Settings:
                 f"(now {self.visibility_timeout} <= {self.sweep_grace} + "
                 f"{self.task_time_limit} + 120)"
             )
+        if self.heartbeat_timeout < 3:
+            raise SettingsError("HEARTBEAT_TIMEOUT must be at least 3 s (refreshed every third)")
+        if self.akool_api_version not in ("v3", "v4"):
+            raise SettingsError(
+                f"AKOOL_API_VERSION must be v3 or v4, got {self.akool_api_version!r}"
+            )
+        plan = " ".join(self.akool_plan.lower().split())
+        if plan not in ("pro", "max", "business", "pro max"):
+            raise SettingsError(f"AKOOL_PLAN must be pro, max or business, got {self.akool_plan!r}")
+        if self.voice_clone_ttl_days <= 0:
+            raise SettingsError("VOICE_CLONE_TTL_DAYS must be greater than 0")
         if self.poll_initial_delay > self.poll_max_delay:
             raise SettingsError("POLL_INITIAL_DELAY must not exceed POLL_MAX_DELAY")
         if self.transient_error_budget < 0:

@@ -6,15 +6,18 @@ line all build what they need here."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import redis
 import requests
 
+from config import redisconn
 from config.settings import Settings, get_settings
 from worker.akool import AkoolClient, MemoryTokenCache
-from worker.akool.http import new_session
+from worker.egress.pinned import egress_session
 from worker.fleet.estimator import Estimator
 from worker.fleet.ratelimit import RateLimiter
 from worker.fleet.tokencache import RedisTokenCache
@@ -41,17 +44,25 @@ class Services:
     reports: Reports  # what each maintenance run did
 
 
+#: The job store's, limiter's and caches' client options (config/redisconn.py adds TLS, the
+#: ACL user and Sentinel). redis-py retries a command that met a dropped connection three
+#: times with backoff, long enough to ride out a Sentinel failover's few seconds.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": 5,
+    "socket_timeout": 10,
+    "health_check_interval": 30,
+    "retry_on_timeout": True,
+}
+
+
 @lru_cache(maxsize=4)
-def redis_client(url: str) -> redis.Redis:
-    """The process-wide Redis client for job records, limits and caches (one pool per URL)."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=5,
-        socket_timeout=10,
-        health_check_interval=30,
-        retry_on_timeout=True,
-    )
+def redis_client(where: Settings | str) -> redis.Redis:
+    """The process-wide Redis client for job records, limits and caches (one pool per target):
+    ``REDIS_URL`` with its TLS, ACL user and Sentinel settings, or a plain ``redis://`` URL.
+    Behind Sentinels it is a client of whichever server is the master now."""
+    settings = where if isinstance(where, Settings) else Settings(redis_url=where)
+    return redisconn.connect(redisconn.redis_target(settings), **CLIENT_OPTIONS)
 
 
 def akool_client(
@@ -76,6 +87,7 @@ def akool_client(
         else RedisTokenCache(r, settings.key("akool-token")),
         max_words=settings.akool_max_words,
         webhook_allow_hosts=settings.allow_private_hosts,
+        plan=settings.akool_plan,
     )
 
 
@@ -89,9 +101,25 @@ def rate_limiter(settings: Settings, r: redis.Redis) -> RateLimiter:
     )
 
 
+def check_redis_at_start(**_: object) -> None:
+    """At a worker's or beat's start (worker/celery.py): stop with a clear message when the
+    Redis settings cannot work (a TLS certificate that does not verify with REDIS_TLS_CA_FILE,
+    a user or password Redis refuses), rather than retry a connection forever. A Redis that
+    is only down is said plainly; Celery keeps trying to reach it."""
+    settings = get_settings()
+    target = redisconn.redis_target(settings)
+    try:
+        problem = redisconn.problem(target)
+    except redisconn.RedisConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if problem is not None:
+        print(f"Redis ({target.describe()}) does not answer yet: {problem}", file=sys.stderr)
+
+
 def reachable_redis(settings: Settings) -> redis.Redis | None:
     """The Redis client when Redis answers, else None."""
-    r = redis_client(settings.redis_url)
+    r = redis_client(settings)
     try:
         r.ping()
     except redis.RedisError:
@@ -102,7 +130,7 @@ def reachable_redis(settings: Settings) -> redis.Redis | None:
 def reachable_job_store(settings: Settings | None = None) -> JobStore:
     """The job store of a command-line or web process, once Redis answers; else Unavailable."""
     s = settings or get_settings()
-    r = redis_client(s.redis_url)
+    r = redis_client(s)
     try:
         r.ping()
     except redis.RedisError as exc:
@@ -114,18 +142,23 @@ def reachable_job_store(settings: Settings | None = None) -> JobStore:
     return JobStore(r, s)
 
 
+def duration_model(settings: Settings, r: redis.Redis) -> Estimator:
+    """The fleet's model of how long Akool takes (worker/fleet/estimator.py)."""
+    return Estimator(r, settings.key("estimate", "samples"))
+
+
 def build(settings: Settings) -> Services:
     settings.require_credentials()
-    r = redis_client(settings.redis_url)
+    r = redis_client(settings)
     return Services(
         settings=settings,
         jobs=JobStore(r, settings),
         akool=akool_client(settings, r),
         limiter=rate_limiter(settings, r),
         voices=VoiceCache(r, settings),
-        http=new_session(hosts=8),  # downloads and notifications reach many hosts
+        http=egress_session(hosts=8),  # downloads and notifications: checked addresses only
         store=open_store(settings),
-        estimator=Estimator(r, settings.key("estimate", "samples")),
+        estimator=duration_model(settings, r),
         reports=Reports(r, settings),
     )
 

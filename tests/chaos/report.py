@@ -25,6 +25,7 @@ ORDER = [
     "akool_faults",
     "object_store",
     "poison",
+    "sentinel_failover",
 ]
 
 
@@ -35,6 +36,8 @@ def _row(f: dict[str, Any]) -> str:
     result += f"; sha256 mismatches {f['sha_mismatch']}; worker exits {f.get('worker_exits', 0)}"
     if f.get("store"):
         result += _store(f["store"])
+    if f.get("failover"):
+        result += _failover(f["failover"])
     return (
         f"| {f['scenario']} | {f['fault']} | {f['load']} | {result} | {f['lost']} "
         f"| {f['duplicates']} (ambiguous submits {f['ambiguous_submits']}) "
@@ -55,6 +58,17 @@ def _store(s: dict[str, Any]) -> str:
         f"extra {s['extra']}, sha256 metadata mismatches {s['metadata_mismatch']}; "
         f"{s['multipart_results']} multipart); incomplete multipart uploads left "
         f"{s['uploads_left']} (open when S3 came back {s['uploads_left_when_back']}); {waited}"
+    )
+
+
+def _failover(s: dict[str, Any]) -> str:
+    """A Sentinel failover run (tests/chaos/failover.py): how long, and what replication lost."""
+    return (
+        f"; Sentinels switched {s['switch_seconds']} s after the kill, first job completed "
+        f"{s['recovery_seconds']} s after it; replicas behind by {s['replica_bytes_behind']} "
+        f"bytes at the kill: records lost {s['records_lost']}, older {s['records_stale']}, "
+        f"jobs sent again for want of a record {s['records_missing']}; old master back as "
+        f"{s['old_master_role']}"
     )
 
 
@@ -208,6 +222,10 @@ passed, the row is the second). It sends 120 jobs over 40 s; its wall time is se
 jobs whose next step the SIGKILLed worker held, which come back after the 133 s visibility
 timeout.
 
+The `sentinel_failover` rows (full and reduced) are from runs of those two tests alone on the
+working tree over 23c39bd (`pytest -m chaos tests/chaos/test_chaos.py::test_sentinel_failover`;
+`RELIABILITY_RECORD=1 pytest tests/integration/test_sentinel.py`), each passed.
+
 ## Closed: the fetch window
 
 - **worker_crash lost 1 of 200 jobs in one run of the first round of this work**, and that job
@@ -265,6 +283,37 @@ timeout.
   crashed worker's jobs resume after about 15 minutes.
 - **Worker exits** counts `Unrecoverable error` in the worker logs: a worker that stopped by
   itself. It is 0 after the two transport fixes below; before them it was not.
+
+## Redis failover behind Sentinels: `sentinel_failover`
+
+`tests/chaos/failover.py` runs the stack on a master with two replicas and three Sentinels
+(quorum 2, `down-after-milliseconds 1000`, every server with AOF), the workers and beat on
+`REDIS_URL=sentinel://...` with the *first* Sentinel of that list stopped before anything
+starts. Akool takes 6 to 10 s a job here, so most jobs are in flight when the master is
+SIGKILLed; 5 s after the switch the old master starts again and the Sentinels make it a replica.
+The row's extra figures: **switched** is the Sentinels' `+switch-master` after the kill;
+**first job completed** is the earliest `completed_at` after the kill, read from the new
+master; **replicas behind** is the master's replication offset read just before the kill less
+what each replica had applied when it died (bytes the failover lost); **records lost / older**
+compares every job record on the master just before the kill with the new master the moment
+the Sentinels switch, before any worker found it; **jobs sent again** are jobs with no record
+at all at the end, which the scenario's caller sends again with the same `job_id`, as a caller
+must (docs/OPERATIONS.md, "Sentinel"). The sweep totals in the notes count jobs beat's sweep
+resumed because they sat past `SWEEP_GRACE` (3 s here) while Redis was away; steps are
+idempotent, so that costs a few extra polls, nothing else. On loopback the replicas were 0
+bytes behind, so the run shows the mechanics and the timings, not a replication-lag loss; a
+lagging replica's loss is what `min-replicas-max-lag` bounds. `make test` runs it reduced
+(`tests/integration/test_sentinel.py`: 24 jobs, one replica, every Sentinel up) and runs the
+whole pipeline with the first Sentinel down.
+
+Found on the way (fixed): with the first Sentinel of the list down, every new Redis connection
+of every component waited about 4 s, because redis-py retried the dead Sentinel three times
+with backoff before asking the next one (`Sentinel.discover_master` runs on each new
+connection); a worker took 30 s to become ready and each job seconds more. The Sentinels are
+now asked with no retry (`config/redisconn.py`). And kombu, given the Sentinels as the broker
+URL's `;` list, would on a connection error switch to the next URL *and to that URL's scheme as
+the transport*, dropping our reliable fetch: the broker URL names one Sentinel and a transport
+option all of them.
 
 ## Bugs these runs found (fixed)
 
@@ -351,9 +400,10 @@ timeout.
   per (Akool id, status) for 7 days and, after that, cannot change a job that is already
   final. The envelope's timestamp is not bounded by the receiver (Akool documents no
   tolerance), so replay protection rests on that dedupe and on final states.
-- A Redis SIGKILL (not a clean restart): with `appendfsync everysec` up to ~1 s of writes can
-  be lost, including a queued message; only the sweeper (beat, `SWEEP_GRACE`) can resume such a
-  job. Not run here, and beat was not running in these scenarios.
+- A Redis SIGKILL of a lone server (not a clean restart): with `appendfsync everysec` up to
+  ~1 s of writes can be lost, including a queued message; only the sweeper (beat,
+  `SWEEP_GRACE`) can resume such a job. Not run here; behind Sentinels the master's SIGKILL is
+  `sentinel_failover` above.
 - A connection that drops bytes inside a TCP stream (`TcpProxy.blackhole()`): TCP never does
   that, so no scenario uses it; `redis_stall` covers the real case (a dead route that comes
   back, nothing reset).

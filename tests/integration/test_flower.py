@@ -1,6 +1,7 @@
-"""Flower against the test Redis with a real worker: basic auth from the environment, the job's
-tasks and the worker visible through Flower's HTTP API, arguments readable but redacted, and
-Prometheus metrics."""
+"""Flower against the test Redis with a real worker: basic auth from the environment (or a file,
+through `akool-audio flower`), the job's tasks and the worker visible through Flower's HTTP API,
+arguments readable but redacted, Prometheus metrics, and nothing but a bare health check
+answering without credentials."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
 
 from sandbox import VOICES, SandboxServer
-from tests.support.procs import CELERY, ROOT, CeleryWorker, worker_env
+from tests.support.procs import CELERY, ROOT, CeleryWorker, Proc, worker_env
 from tests.support.redis import RedisServer, free_port
-from tests.support.services import Proc, flower
+from tests.support.services import BIN, flower
 from tests.support.stack import NotifyReceiver
 from tests.support.wait import until
 
@@ -50,10 +52,11 @@ def stack(
         fl.stop()
 
 
-def get(url: str, auth: bool = True) -> tuple[int, bytes]:
+def get(url: str, auth: bool | tuple[str, str] = True) -> tuple[int, bytes]:
     req = urllib.request.Request(url)
     if auth:
-        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        user, password = auth if isinstance(auth, tuple) else (USER, PASSWORD)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
@@ -91,17 +94,16 @@ def test_a_jobs_tasks_and_the_worker_appear_with_redacted_arguments(
         assert receiver.event.wait(20)
 
     # Then its tasks are listed with the job id in their arguments. (The entry task's id ends
-    # as audio.finish: Task.replace gives the chain's last step the entry's id.)
+    # as audio.download, which also finishes the job: Task.replace gives the chain's last step
+    # the entry's id.)
     def tasks(*names: str) -> dict[str, Any]:
         status, body = get(f"{base}/api/tasks")
         got = json.loads(body) if status == 200 else {}
         return got if set(names) <= {t["name"] for t in got.values()} else {}
 
-    listed = until(
-        lambda: tasks("audio.poll", "audio.download", "audio.finish"), 20, "tasks", interval=0.2
-    )
+    listed = until(lambda: tasks("audio.poll", "audio.download"), 20, "tasks", interval=0.2)
     for t in listed.values():
-        if t["name"] in ("audio.poll", "audio.download", "audio.finish"):
+        if t["name"] in ("audio.poll", "audio.download"):
             assert t["args"] == "['flower-job-1']", t
     assert NOTIFY_TOKEN not in json.dumps(listed)
 
@@ -137,25 +139,64 @@ def test_a_jobs_tasks_and_the_worker_appear_with_redacted_arguments(
     assert PASSWORD not in fl.text()
 
 
-def test_unauthenticated_requests_are_refused(stack: tuple[str, Proc, dict[str, str]]) -> None:
+# Every kind of Flower path: pages, the API, metrics, static files, an unknown path.
+CLOSED = ("/", "/workers", "/worker/w1@x", "/tasks", "/task/x", "/tasks/datatable", "/broker",
+          "/api/tasks", "/api/workers", "/api/task/types", "/api/queues/length",
+          "/api/task/info/x", "/metrics", "/static/css/flower.css", "/no-such-page")  # fmt: skip
+
+
+def test_nothing_but_a_bare_health_check_answers_without_credentials(
+    stack: tuple[str, Proc, dict[str, str]],
+) -> None:
     base, _, _ = stack
-    for path in ("/", "/api/tasks", "/api/workers", "/tasks", "/workers", "/broker"):
+    for path in CLOSED:
         assert get(f"{base}{path}", auth=False)[0] == 401, path
-    assert get(f"{base}/api/tasks", auth=True)[0] == 200
-    # Flower 2.2 leaves /healthcheck and /metrics open for probes and Prometheus: they carry
-    # counts by task name and worker, never arguments (see docs/OPERATIONS.md).
-    assert get(f"{base}/healthcheck", auth=False)[0] == 200
+        assert get(f"{base}{path}", auth=("ops", "wrong-password"))[0] == 401, path
+    for path in ("/api/tasks", "/metrics", "/static/css/flower.css"):
+        assert get(f"{base}{path}")[0] == 200, path
+    # The probe's health check stays open, and says nothing but OK.
+    assert get(f"{base}/healthcheck", auth=False) == (200, b"OK")
 
 
-def test_prometheus_metrics_answer(stack: tuple[str, Proc, dict[str, str]]) -> None:
+def test_prometheus_metrics_answer_with_the_credentials(
+    stack: tuple[str, Proc, dict[str, str]],
+) -> None:
     base, _, _ = stack
     status, body = get(f"{base}/metrics")
     assert status == 200
     text = body.decode()
     assert "flower_events_total" in text
     assert 'flower_worker_online{worker="w1@' in text
-    assert get(f"{base}/metrics", auth=False)[1] != b""  # open to the scraper ...
-    assert "flower-job" not in text and NOTIFY_TOKEN not in text  # ... and no arguments in it
+    assert get(f"{base}/metrics", auth=False)[0] == 401  # the scraper sends basic auth
+    assert "flower-job" not in text and NOTIFY_TOKEN not in text  # no arguments in it
+
+
+def test_akool_audio_flower_reads_the_credential_from_a_file(
+    stack: tuple[str, Proc, dict[str, str]], tmp_path: Path
+) -> None:
+    _, _, env = stack
+    secret = tmp_path / "flower_basic_auth"
+    secret.write_text(f"{USER}:{PASSWORD}\n")
+    bare = {k: v for k, v in env.items() if not k.startswith("FLOWER_")}
+    port = free_port()
+    args = [str(BIN / "akool-audio"), "flower", "--address=127.0.0.1", f"--port={port}"]
+    fl = Proc(args, {**bare, "FLOWER_BASIC_AUTH_FILE": str(secret)}, tmp_path / "fl.log",
+              "Visit me at").start()  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert get(f"{base}/api/workers", auth=False)[0] == 401
+        assert get(f"{base}/metrics", auth=False)[0] == 401
+        assert get(f"{base}/api/workers")[0] == 200
+        assert get(f"{base}/healthcheck", auth=False) == (200, b"OK")
+    finally:
+        fl.stop()
+    assert PASSWORD not in fl.text()
+    # Both the variable and its file: refused, naming the variable.
+    both = {**bare, "FLOWER_BASIC_AUTH_FILE": str(secret), "FLOWER_BASIC_AUTH": "a:b"}
+    command = [str(BIN / "akool-audio"), "flower", f"--port={free_port()}"]
+    out = subprocess.run(command, cwd=ROOT, env=both, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "set FLOWER_BASIC_AUTH or FLOWER_BASIC_AUTH_FILE, not both" in out.stderr
 
 
 def test_flower_refuses_to_start_without_auth(stack: tuple[str, Proc, dict[str, str]]) -> None:

@@ -200,9 +200,13 @@ class ObjectStore:
 class Stack:
     """Redis (AOF), the sandbox, workers and a caller app, in ``workdir``."""
 
-    def __init__(self, workdir: Path, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, env: Mapping[str, str] | None = None, redis_server: Any = None
+    ) -> None:
         self.workdir = workdir
-        self.redis = RedisServer(workdir / "redis", aof=True).start()
+        # ``redis_server``: another Redis with ``url``, ``client()`` and ``stop()`` (a Sentinel
+        # set: tests/chaos/failover.py); a redis-server with AOF by default.
+        self.redis = redis_server or RedisServer(workdir / "redis", aof=True).start()
         self.sandbox = SandboxServer(port=0).start()
         self.audio_dir = workdir / "audio"
         self.extra_env = {**CHAOS_ENV, **(env or {})}

@@ -1,6 +1,7 @@
 """Stream a result file to ``AUDIO_DIR/<job_id>.<ext>`` through a temporary file and an atomic
 rename, computing sha256 and size on the way, under a size cap and with every redirect hop
-checked by :mod:`worker.egress.netguard`. Memory stays flat whatever the file's size."""
+checked by :mod:`worker.egress.netguard` and connected to the checked address only
+(:mod:`worker.egress.pinned`). Memory stays flat whatever the file's size."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from worker.egress import pinned
 from worker.egress.netguard import UnresolvedHost, UnsafeURL, check_url
 from worker.jobs.record import ErrorCode
 from worker.jobs.request import is_job_id
@@ -155,14 +157,15 @@ def _download(
     current = url
     for _ in range(_MAX_REDIRECTS + 1):
         try:
-            check_url(current, allow_hosts)
+            checked = check_url(current, allow_hosts)
         except UnresolvedHost:
             raise
         except UnsafeURL as exc:
             raise DownloadRefused(f"refused to download {current}: {exc}") from None
         try:
-            resp = session.get(
-                current, stream=True, allow_redirects=False, timeout=(connect_timeout, timeout)
+            # To the addresses just checked, never to another answer of the resolver.
+            resp = pinned.request(
+                session, "GET", checked, stream=True, timeout=(connect_timeout, timeout)
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise DownloadTransient(f"download failed: {type(exc).__name__}") from None

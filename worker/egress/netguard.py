@@ -1,15 +1,25 @@
-"""Where our workers may send requests: http(s) only, and no private, loopback or link-local
-address unless its host is allowlisted (``ALLOW_PRIVATE_HOSTS``; the sandbox on loopback needs
-it). Checked on every hop of a redirect, after DNS resolution."""
+"""Where our workers may send requests: http(s) only, and no private, loopback, link-local,
+shared (100.64.0.0/10), reserved or multicast address, nor an IPv6 address embedding one (6to4,
+Teredo, NAT64: worker/netaddr.py), unless it is allowlisted (``ALLOW_PRIVATE_HOSTS``; the
+sandbox on loopback needs it). Checked on every hop of a redirect, after DNS resolution.
+
+The name is resolved once, here, and the request then connects to the addresses that were
+checked and to no other (worker/egress/pinned.py): a name that answers a public address to the
+check and 127.0.0.1 to the connection (DNS rebinding) cannot get through.
+
+An entry of ``ALLOW_PRIVATE_HOSTS`` is a host name (any address it resolves to is allowed) or
+an address (that address is allowed whatever name led to it; a URL could name it directly
+anyway)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 from collections.abc import Collection
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from worker.netaddr import is_public
+from worker.netaddr import IPAddress, is_public, literal_ip, normal_host, unmapped
 
 
 class UnsafeURL(ValueError):
@@ -20,7 +30,46 @@ class UnresolvedHost(UnsafeURL):
     """Raised when the URL's host cannot be resolved (perhaps only for now)."""
 
 
-def check_url(url: str, allow_hosts: Collection[str] = ()) -> None:
+@dataclass(frozen=True)
+class Checked:
+    """A URL that passed the check, with the addresses its host resolved to, in the
+    resolver's order: the only ones a request to it may connect to."""
+
+    url: str
+    scheme: str
+    host: str  # as in the URL, without brackets: the TLS name (SNI, certificate) and Host
+    port: int
+    addresses: tuple[str, ...]
+
+    @property
+    def netloc(self) -> str:
+        """``host[:port]`` as the ``Host`` header carries it (no user info)."""
+        return urlsplit(self.url).netloc.rpartition("@")[2]
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to, in the resolver's order, each once."""
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    seen: list[IPAddress] = []
+    for info in infos:
+        ip = unmapped(ipaddress.ip_address(info[4][0]))
+        if ip not in seen:
+            seen.append(ip)
+    return seen
+
+
+def _allowed_addresses(allow: set[str]) -> set[IPAddress]:
+    out: set[IPAddress] = set()
+    for entry in allow:
+        ip = literal_ip(entry)
+        if ip is not None and normal_host(str(ip)) == entry:
+            out.add(ip)  # only an address written in its usual form allows that address
+    return out
+
+
+def check_url(url: str, allow_hosts: Collection[str] = ()) -> Checked:
+    """The URL with the addresses a request may use; UnsafeURL (or UnresolvedHost, which a
+    retry may mend) when it must not be requested."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL(f"only http and https URLs are allowed, got {parts.scheme or 'none'!r}")
@@ -31,21 +80,23 @@ def check_url(url: str, allow_hosts: Collection[str] = ()) -> None:
         raise UnsafeURL("URL has an invalid port") from None
     if not host:
         raise UnsafeURL("URL has no host")
-    if host in allow_hosts:
-        return
+    port = port or (443 if parts.scheme == "https" else 80)
+    allow = {normal_host(h) for h in allow_hosts}
     try:
-        infos = socket.getaddrinfo(
-            host, port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
-        )
+        addresses = resolve(host, port)
     except socket.gaierror as exc:
         # DNS can fail for a moment: not a verdict on the URL, so callers may retry.
         raise UnresolvedHost(f"cannot resolve host {host!r}: {exc}") from None
     except UnicodeError as exc:
         raise UnsafeURL(f"host {host!r} is not a valid name: {exc}") from None
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if not is_public(ip):
-            raise UnsafeURL(
-                f"host {host!r} resolves to a private/loopback/link-local address ({ip}); "
-                "add it to ALLOW_PRIVATE_HOSTS to allow it"
-            )
+    if not addresses:
+        raise UnresolvedHost(f"host {host!r} resolves to no address")
+    if normal_host(host) not in allow:
+        allowed = _allowed_addresses(allow)
+        for ip in addresses:
+            if not is_public(ip) and ip not in allowed:
+                raise UnsafeURL(
+                    f"host {host!r} resolves to a private/loopback/link-local address ({ip}); "
+                    "add it to ALLOW_PRIVATE_HOSTS to allow it"
+                )
+    return Checked(url, parts.scheme, host, port, tuple(str(ip) for ip in addresses))

@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from worker.egress import pinned
 from worker.egress.netguard import UnresolvedHost, UnsafeURL, check_url
 
 SIGNATURE_HEADER = "X-Akool-Audio-Signature"
@@ -62,7 +63,7 @@ def post(
 ) -> int:
     """POST the summary as JSON; returns the HTTP status of a 2xx answer, raises NotifyError."""
     try:
-        check_url(url, allow_hosts)
+        checked = check_url(url, allow_hosts)
     except UnresolvedHost as exc:
         raise NotifyError(f"notify_url unreachable: {exc}", retryable=True) from None
     except UnsafeURL as exc:
@@ -77,8 +78,9 @@ def post(
     if secret:
         headers[SIGNATURE_HEADER] = "v1=" + signature(secret, ts, body)
     try:
-        resp = session.post(
-            url, data=body, headers=headers, timeout=(3.05, timeout), allow_redirects=False
+        # To the addresses just checked (worker/egress/pinned.py); a redirect is not followed.
+        resp = pinned.request(
+            session, "POST", checked, data=body, headers=headers, timeout=(3.05, timeout)
         )
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise NotifyError(f"notify_url unreachable: {type(exc).__name__}", retryable=True) from None

@@ -37,7 +37,7 @@ class Observed:
 def sources_from(settings: Settings) -> Sources:
     """What the views read, for ``settings``: its Redis, job store, shared rate limiter, and the
     live workers on its broker."""
-    r = redis_client(settings.redis_url)
+    r = redis_client(settings)
     return Sources(
         r=r,
         settings=settings,

@@ -1,0 +1,68 @@
+"""The reliable-fetch transport (worker/broker/reliable_redis.py) behind Redis Sentinel.
+
+It is kombu's Sentinel channel with our channel's fetch, poison handling and torn-down
+guards: each new connection asks the Sentinels where the master is (redis-py's
+SentinelConnectionPool), and a connection to a master that has become a replica is dropped and
+made again. What differs from kombu's Sentinel transport:
+
+- The Sentinels come from the transport option ``sentinels`` (config/celeryconfig.py), not
+  from the broker URL's ``;`` list: on a connection error kombu moves to the next URL of that
+  list and takes its scheme as the transport, which would replace this transport with kombu's
+  own. redis-py asks each Sentinel in turn, so one that is down is skipped (celery#5538).
+- Nothing else is needed for the Lua fetch script: a promoted replica has no scripts loaded,
+  the first ``EVALSHA`` there answers NOSCRIPT and the channel sends the script with ``EVAL``
+  again (reliable_redis.Channel._on_error); a new connection starts with ``EVAL`` anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from kombu.transport import redis as kombu_redis
+from redis import sentinel
+
+from worker.broker import reliable_redis
+
+
+class Channel(reliable_redis.Channel, kombu_redis.SentinelChannel):
+    #: ``[[host, port], ...]``: every Sentinel, asked in this order.
+    sentinels: list[list[Any]] | None = None
+
+    from_transport_options = (  # type: ignore[assignment]
+        *reliable_redis.Channel.from_transport_options,
+        "master_name",
+        "min_other_sentinels",
+        "sentinel_kwargs",
+        "sentinel_fanout_compat",
+        "sentinels",
+    )
+
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        if not self.sentinels:
+            return super()._sentinel_managed_pool(asynchronous)  # type: ignore[no-untyped-call]
+        params = self._connparams(asynchronous)  # type: ignore[no-untyped-call]
+        params.pop("host", None)
+        params.pop("port", None)
+        manager = sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            [(str(host), int(port)) for host, port in self.sentinels],
+            min_other_sentinels=getattr(self, "min_other_sentinels", 0),
+            sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
+            **params,
+        )
+        # kombu closes the Sentinels' connections through these when the channel closes.
+        if asynchronous:
+            self._async_sentinel_manager = manager
+        else:
+            self._sentinel_manager = manager
+        master_name = getattr(self, "master_name", None)
+        if master_name is None:
+            raise ValueError("'master_name' transport option must be specified.")
+        credentials = {k: params[k] for k in ("username", "password") if params.get(k)}
+        client = manager.master_for(master_name, redis.Redis, **credentials)  # type: ignore[no-untyped-call]
+        return client.connection_pool
+
+
+class Transport(reliable_redis.Transport):
+    Channel = Channel
+    default_port = 26379  # type: ignore[assignment]
