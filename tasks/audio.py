@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore
 
 from config.celeryconfig import QUEUE_NOTIFY
 from tasks import chains
@@ -39,14 +40,14 @@ def _entry(task: Task, kind: str, kwargs: dict[str, Any]) -> Any:
     return task.replace(_rest(svc, job_id))
 
 
-@app.task(name="audio.create", **OPTIONS)
+@app.task(name="audio.create", track_started=True, **OPTIONS)
 def create(self: Task, **kwargs: Any) -> Any:
     """audio.create(input_text, voice_id, rate="100%", job_id=None, notify_url=None,
     notify_task=None, notify_queue="celery") -> the final job summary."""
     return _entry(self, "create", kwargs)
 
 
-@app.task(name="audio.clone", **OPTIONS)
+@app.task(name="audio.clone", track_started=True, **OPTIONS)
 def clone(self: Task, **kwargs: Any) -> Any:
     """audio.clone(input_text, voice_url | voice_id, rate="100%", ...same options)."""
     return _entry(self, "clone", kwargs)
@@ -54,23 +55,36 @@ def clone(self: Task, **kwargs: Any) -> Any:
 
 @app.task(name=chains.POLL, **OPTIONS)
 def poll(self: Task, job_id: str) -> str:
-    later = pipeline.poll(services(), job_id)
+    svc = services()
+    later = pipeline.poll(svc, job_id)
     if later is not None:
+        if later.parkable is not None and later.countdown > svc.settings.poll_park_threshold:
+            # A long wait is parked in Redis, not held here as a countdown: the dispatcher
+            # sends the rest of the chain when it is due. This chain ends here.
+            chains.park(svc.jobs, later.parkable, time.time() + later.countdown)
+            raise Ignore()
         again(self, later)
     return job_id
 
 
 @app.task(name=chains.DOWNLOAD, **OPTIONS)
-def download(self: Task, job_id: str) -> str:
-    later = pipeline.fetch(services(), job_id)
+def download(self: Task, job_id: str) -> dict[str, Any]:
+    """Fetch and store the result, then finish the job in the same task (one task less per
+    job): the final summary is this task's result."""
+    svc = services()
+    later = pipeline.fetch(svc, job_id)
     if later is not None:
         again(self, later)
-    return job_id
+    return _finish(svc, job_id)
 
 
 @app.task(name=chains.FINISH, **OPTIONS)
 def finish(self: Task, job_id: str) -> dict[str, Any]:
-    summary, owed = pipeline.finish(services(), job_id)
+    return _finish(services(), job_id)
+
+
+def _finish(svc: Services, job_id: str) -> dict[str, Any]:
+    summary, owed = pipeline.finish(svc, job_id)
     if owed:
         deliver.apply_async((job_id,), queue=QUEUE_NOTIFY)
     return summary

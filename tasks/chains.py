@@ -1,4 +1,6 @@
-"""The rest of a job as a Celery chain, built from its record.
+"""The rest of a job as a Celery chain, built from its record: poll (until Akool is done), then
+download, which also finishes the job (publishes, enqueues the notifications, returns the
+summary); ``audio.finish`` alone ends a job that is final already.
 
 Signatures are made by task name, so this module needs none of the task modules: the entry
 tasks, the sweeper and the webhook receiver all continue a job the same way.
@@ -10,8 +12,9 @@ from celery import chain
 from celery.canvas import Signature
 
 from config.celeryconfig import QUEUE_POLL
+from worker.broker.capture import capture_lpush
 from worker.celery import app
-from worker.jobs import Job, JobState
+from worker.jobs import Job, JobState, JobStore
 
 POLL = "audio.poll"
 DOWNLOAD = "audio.download"
@@ -23,18 +26,19 @@ def _step(name: str, job_id: str) -> Signature:
     return app.signature(name, args=(job_id,), immutable=True)
 
 
-def rest_of(job: Job, due_in: float, finish: Signature | None = None) -> Signature:
-    """poll -> download -> finish, minus what the record says is done (Akool may answer the
-    create with status 3, or 4, at once). The first poll waits ``due_in`` seconds."""
-    final = finish if finish is not None else _step(FINISH, job.job_id)
-    if job.state.is_final:
-        return final
-    if job.state.is_fetching:
-        return chain(_step(DOWNLOAD, job.job_id), final)
+def rest_of(job: Job, due_in: float, task_id: str | None = None) -> Signature:
+    """poll -> download (which finishes the job), minus what the record says is done (Akool
+    may answer the create with status 3, or 4, at once). The first poll waits ``due_in``
+    seconds; the last step runs under ``task_id`` when given."""
+    last = _step(FINISH if job.state.is_final else DOWNLOAD, job.job_id)
+    if task_id:
+        last = last.set(task_id=task_id)
+    if job.state.is_final or job.state.is_fetching:
+        return last
     if job.akool_status is not None and job.akool_status.is_final:
         due_in = 0.0
     first = _step(POLL, job.job_id).set(countdown=max(0.0, due_in), queue=QUEUE_POLL)
-    return chain(first, _step(DOWNLOAD, job.job_id), final)
+    return chain(first, last)
 
 
 def continuation(job: Job, due_in: float) -> Signature:
@@ -43,5 +47,12 @@ def continuation(job: Job, due_in: float) -> Signature:
     A job not yet submitted is resumed (submitted under its lease) first."""
     if job.state in (JobState.ACCEPTED, JobState.SUBMITTING):
         return _step(RESUME, job.job_id)
-    final = _step(FINISH, job.job_id).set(task_id=job.owner_task_id or None)
-    return rest_of(job, due_in, final)
+    return rest_of(job, due_in, job.owner_task_id or None)
+
+
+def park(jobs: JobStore, job: Job, due: float) -> bool:
+    """Park the job's next poll until ``due`` (worker/fleet/dispatcher.py): its continuation,
+    built now as the message kombu would send, waits in Redis instead of in a worker. False
+    when the job no longer waits for Akool (whoever moved it continues it)."""
+    queue, message = capture_lpush(continuation(job, 0.0).apply_async)
+    return jobs.park(job.job_id, due, queue, message)

@@ -6,14 +6,24 @@ import logging
 import sys
 
 from celery import Celery
-from celery.signals import before_task_publish, task_received, worker_init, worker_process_shutdown
+from celery.signals import (
+    before_task_publish,
+    import_modules,
+    task_received,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from config.beat import beat_schedule
 from config.celeryconfig import celery_config
 from config.settings import SettingsError, get_settings
+from worker.broker.fleetloop import FleetLoop
 from worker.broker.redact import RedactingAMQP, RedactResultsFilter, on_task_received
 from worker.fleet import counters
 from worker.maintenance.recurring import beat_entries
+from worker.services import check_redis_at_start
 from worker.storage import StorageError, open_store
 
 app = Celery(
@@ -27,6 +37,27 @@ task_received.connect(on_task_received, weak=False)
 before_task_publish.connect(counters.stamp_sent_at, weak=False)  # /v1/stats: oldest age
 worker_process_shutdown.connect(counters.flush_at_exit, weak=False)  # prefork skips atexit
 logging.getLogger("celery.app.trace").addFilter(RedactResultsFilter())
+# A wrong TLS CA or ACL password stops a worker, beat or Flower at start with the reason
+# (services.py): their loader imports the task modules first, before anything connects.
+import_modules.connect(check_redis_at_start, weak=False)
+
+
+_fleet: list[FleetLoop] = []
+
+
+@worker_ready.connect
+def _start_fleet_threads(**_: object) -> None:
+    """The heartbeat, the restorer of dead workers' messages and the due-poll dispatcher
+    (worker/broker/fleetloop.py), in the worker's main process."""
+    loop = FleetLoop(app)
+    loop.start()
+    _fleet.append(loop)
+
+
+@worker_shutdown.connect
+def _stop_fleet_threads(**_: object) -> None:
+    while _fleet:
+        _fleet.pop().stop()
 
 
 @worker_init.connect

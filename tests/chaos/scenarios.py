@@ -80,6 +80,65 @@ def worker_crashes(
     )
 
 
+def dispatcher_kills(
+    stack: Stack,
+    jobs: int,
+    *,
+    kill_every: float,
+    kills: int,
+    timeout: float,
+    heartbeat: float | None = None,
+) -> Figures:
+    """Every poll wait parked (``POLL_PARK_THRESHOLD`` 0.2 s): the polls live in Redis and the
+    workers' dispatchers send them. One of two workers (its dispatcher, its restorer, the
+    messages it holds) is SIGKILLed every ``kill_every`` s and restarted, with the default
+    ``VISIBILITY_TIMEOUT`` (900 s) and no beat: only the heartbeats bring its messages back.
+    Counts polls dispatched twice for the same due time (two poll events of a job with one
+    planned time) and the longest a job waited after a kill."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=3)
+    env = {"POLL_PARK_THRESHOLD": "0.2", "VISIBILITY_TIMEOUT": "900"}
+    if heartbeat is not None:
+        env["HEARTBEAT_TIMEOUT"] = f"{heartbeat:g}"
+    stack.worker("steady", env=env)
+    victim = stack.worker("victim", env=env)
+    ids = [f"park-{uuid.uuid4().hex[:6]}-{i:04d}" for i in range(jobs)]
+    batches = [ids[i :: kills + 1] for i in range(kills + 1)]
+    stack.send(batches[0])
+    state = {"next": kill_every, "done": 0}
+
+    def tick(elapsed: float, final: int) -> None:
+        if state["done"] < kills and elapsed >= state["next"]:
+            stack.send(batches[state["done"] + 1])
+            time.sleep(0.3)
+            victim.kill()
+            stack.note(f"batch sent, victim SIGKILLed 0.3 s later ({final}/{jobs} final)")
+            victim.start(timeout=60)
+            state["done"] += 1
+            state["next"] = elapsed + kill_every
+
+    wall = stack.wait_final(ids, timeout, tick)
+    fig = stack.measure(
+        "dispatcher_kill",
+        f"a worker with its dispatcher SIGKILLed every {kill_every:g} s, restarted ({kills} "
+        "kills); VISIBILITY_TIMEOUT 900, no beat",
+        f"{jobs} jobs, every poll wait parked, 2 workers x 2 processes",
+        ids,
+        wall,
+    )
+    r = stack.client()
+    twice = 0
+    for job_id in ids:
+        planned = Counter(
+            e.get("planned")
+            for e in (json.loads(raw) for raw in r.lrange(f"{PREFIX}:events:{job_id}", 0, -1))
+            if e.get("type") == "poll" and not e.get("error")
+        )
+        twice += sum(n - 1 for n in planned.values() if n > 1)
+    fig.notes.append(f"polls dispatched twice for one due time: {twice}")
+    fig.notes.append(f"parked polls left: {r.zcard(f'{PREFIX}:parked')}")
+    return fig
+
+
 def redis_restart(stack: Stack, jobs: int, *, at: float, timeout: float) -> Figures:
     """redis-server (AOF everysec) stopped and started again on the same port mid-run."""
     stack.sandbox.configure(lifecycle=LIFECYCLE, seed=2)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos import fetchwindow, scenarios
+from tests.chaos import failover, fetchwindow, scenarios
 from tests.support.harness import Figures, Stack, write_figures
 from tests.support.procs import ROOT
 
@@ -48,6 +48,14 @@ def test_worker_crashes(stack: Stack) -> None:
     fig = scenarios.worker_crashes(stack, JOBS, kill_every=4.0, kills=8, timeout=TIMEOUT)
     check(fig)
     assert fig.succeeded == JOBS, fig.failure_codes
+
+
+@pytest.mark.timeout(600)
+def test_dispatcher_kills(stack: Stack) -> None:
+    fig = scenarios.dispatcher_kills(stack, JOBS, kill_every=6.0, kills=8, timeout=TIMEOUT)
+    check(fig)
+    assert fig.succeeded == JOBS, fig.failure_codes
+    assert "polls dispatched twice for one due time: 0" in fig.notes, fig.notes
 
 
 @pytest.mark.timeout(600)
@@ -115,6 +123,24 @@ def test_poison_messages(stack: Stack) -> None:
     assert logs.count("not a valid kombu message") == 2
     assert "Can't decode message body" in logs
     assert "Unrecoverable error" not in logs
+
+
+@pytest.mark.timeout(600)
+def test_sentinel_failover(tmp_path: Path) -> None:
+    """The Redis master SIGKILLed under load behind three Sentinels, the first Sentinel of
+    REDIS_URL down from the start; the old master comes back as a replica
+    (tests/chaos/failover.py)."""
+    stack, cluster = failover.sentinel_stack(tmp_path, replicas=2)
+    try:
+        fig = failover.sentinel_failover(
+            stack, cluster, JOBS, at=3.0, timeout=TIMEOUT, first_sentinel_down=True
+        )
+    finally:
+        stack.stop()
+    check(fig)
+    assert fig.succeeded == JOBS, fig.failure_codes
+    assert fig.failover["switch_seconds"] is not None, fig.events
+    assert fig.failover["old_master_role"] == "slave", fig.failover
 
 
 @pytest.mark.timeout(900)

@@ -51,7 +51,7 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(redis_server: RedisServer, sb: SandboxServer, audio_dir: Path) -> dict[str, str]:
-    return worker_env(redis_server.url, sb.url, audio_dir)
+    return worker_env(redis_server.url, sb.url, audio_dir, {"AKOOL_READ_TIMEOUT": "10"})
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,9 @@ def test_cancel_while_polling_ends_cancelled_and_notifies(
 def test_cancel_during_submit_records_the_akool_job_and_sends_nothing_more(
     worker: CeleryWorker, caller: Celery, env: dict[str, str], jobs: JobStore, sb: SandboxServer
 ) -> None:
-    sb.configure(faults=[{"endpoint": "create", "kind": "slow", "delay": 3, "times": 1}])
+    # Slow, but under this module's AKOOL_READ_TIMEOUT (10 s): the answer arrives after the
+    # cancel.
+    sb.configure(faults=[{"endpoint": "create", "kind": "slow", "delay": 4, "times": 1}])
     job_id, result = enqueue(caller)
     reach(jobs, job_id, JobState.SUBMITTING)
     done = cli(env, "cancel", job_id)

@@ -93,7 +93,10 @@ def test_a_job_runs_to_completion_under_honcho(
         req = urllib.request.Request(url)
         req.add_header("Authorization", "Basic " + base64.b64encode(b"ops:honcho-pass").decode())
         with opener.open(req, timeout=10) as resp:
-            return any(name.startswith("celery@") for name in json.loads(resp.read()))
+            names = json.loads(resp.read())
+            return any(n.startswith("intake@") for n in names) and any(
+                n.startswith("poll@") for n in names
+            )
 
-    until(flower_lists_the_worker, 20, "Flower to list the worker", interval=0.5)
+    until(flower_lists_the_worker, 20, "Flower to list both workers", interval=0.5)
     assert "honcho-pass" not in log

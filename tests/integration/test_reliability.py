@@ -76,6 +76,19 @@ def test_faults_crash_restart_and_cut_lose_nothing(stack: Stack, tmp_path: Path)
     assert fig.duplicates <= fig.ambiguous_submits, fig
 
 
+@pytest.mark.timeout(300)
+def test_parked_polls_survive_killed_dispatchers(stack: Stack, tmp_path: Path) -> None:
+    """make chaos's dispatcher_kill, reduced: 2 kills, a 5 s heartbeat (the full run uses the
+    default 20 s)."""
+    fig = scenarios.dispatcher_kills(stack, 24, kill_every=3.0, kills=2, timeout=200, heartbeat=5)
+    record(fig, tmp_path)
+    assert fig.lost == 0, fig
+    assert fig.worker_exits == 0, fig
+    assert fig.succeeded == 24, fig
+    assert "polls dispatched twice for one due time: 0" in fig.notes, fig.notes
+    assert "parked polls left: 0" in fig.notes, fig.notes
+
+
 @pytest.mark.timeout(180)
 def test_poison_messages_neither_crash_nor_wedge_a_worker(stack: Stack, tmp_path: Path) -> None:
     fig, seen = scenarios.poison(stack, 5, timeout=60)

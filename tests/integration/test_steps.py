@@ -194,8 +194,9 @@ def test_submit_when_akool_answers_final_at_create(
         assert job.detected_at is not None
     else:
         assert job.akool_id and job.akool_id in (job.error_message or "")
-    # no poll was needed, and a poll now does not ask Akool either
-    assert steps.poll(svc, job_id) is None
+    # no poll was needed, and a poll now (a duplicate chain's) stops without asking Akool
+    with pytest.raises(steps.Stale):
+        steps.poll(svc, job_id)
     assert requests_to(sb, "detail") == 0
     assert svc.jobs.get(job_id).state is state
 
@@ -465,7 +466,8 @@ def test_poll_at_a_final_status(
     else:
         assert job.akool_status is AudioStatus.FAILED
         assert job.audio_url is None
-    assert steps.poll(svc, job_id) is None  # nothing left to ask
+    with pytest.raises(steps.Stale):  # nothing left to ask: a second chain stops here
+        steps.poll(svc, job_id)
     assert requests_to(sb, "detail") == 1
 
 
@@ -503,7 +505,8 @@ def test_the_deadline_takes_one_last_look(
     assert requests_to(sb, "detail") == 3  # exactly one more poll
     if code == "deadline":
         assert f"last status {last_status}, 3 polls" in (job.error_message or "")
-    assert steps.poll(svc, job_id) is None
+    with pytest.raises(steps.Stale):
+        steps.poll(svc, job_id)
     assert requests_to(sb, "detail") == 3
 
 

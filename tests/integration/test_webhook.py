@@ -74,8 +74,10 @@ def post(url: str, body: Any, method: str = "POST") -> tuple[int, dict[str, Any]
 
 
 def test_completion_comes_from_the_webhook_before_the_first_poll(
-    stack: tuple[str, Proc], sb: SandboxServer, caller: Celery
+    stack: tuple[str, Proc], sb: SandboxServer, caller: Celery, redis_server: RedisServer
 ) -> None:
+    samples = "akool-audio:estimate:samples"
+    before = redis_server.client().llen(samples)
     sb.reset()
     sb.configure(lifecycle={"mode": "duration", "base_seconds": 0.5, "jitter": 0})
     started = time.monotonic()
@@ -93,6 +95,8 @@ def test_completion_comes_from_the_webhook_before_the_first_poll(
     job = sb.job(summary["akool_id"])
     assert job["webhookUrl"].endswith("/akool/webhook")
     print(f"webhook completion: {took:.2f} s after enqueue (first poll due at {FIRST_POLL:g} s)")
+    # The callback taught the duration model how long Akool took (no poll saw it).
+    assert redis_server.client().llen(samples) == before + 1
 
 
 def test_status_4_fails_the_job_at_once(

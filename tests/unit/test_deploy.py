@@ -17,7 +17,7 @@ from tests.support.services import BIN
 from worker.web.gunicorn_conf import bind_for
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = {"worker", "beat", "flower", "web"}
+APP_SERVICES = {"worker", "poller", "beat", "flower", "web"}
 WEB = "gunicorn -c python:worker.web.gunicorn_conf worker.web.app:application"
 SETTINGS = {f.name.upper() for f in fields(Settings)}
 # Read by boto3's credential chain (not our settings), and MinIO's own bootstrap user.
@@ -33,12 +33,16 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
 
 
-def test_procfile_runs_the_four_processes_with_the_projects_commands() -> None:
+def test_procfile_runs_the_five_processes_with_the_projects_commands() -> None:
     procs = procfile()
     assert set(procs) == APP_SERVICES
-    assert procs["worker"].startswith("celery -A worker worker -Q audio,poll,notify")
+    # Polls apart from intake and downloads, so a burst of new jobs never delays a poll.
+    assert procs["worker"].startswith("celery -A worker worker -Q audio,notify ")
+    assert procs["poller"].startswith("celery -A worker worker -Q poll ")
+    names = [p.split(" -n ")[1].split()[0] for p in (procs["worker"], procs["poller"])]
+    assert len(set(names)) == 2  # two node names: both run on one host
     assert "-S redbeat.RedBeatScheduler" in procs["beat"]
-    assert procs["flower"] == "celery -A worker flower"
+    assert procs["flower"] == "akool-audio flower"  # reads FLOWER_BASIC_AUTH_FILE too
     assert procs["web"] == WEB
 
 
@@ -81,8 +85,8 @@ def test_every_environment_name_is_a_setting() -> None:
 
 def test_workers_scale_and_only_beat_reads_the_recurring_file() -> None:
     services = compose()["services"]
-    worker = services["worker"]
-    assert "container_name" not in worker and "ports" not in worker
+    for name in ("worker", "poller"):
+        assert "container_name" not in services[name] and "ports" not in services[name]
     for name in APP_SERVICES - {"beat"}:
         assert "RECURRING_JOBS_FILE" not in services[name]["environment"], name
     assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith("${")

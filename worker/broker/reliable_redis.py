@@ -29,15 +29,20 @@ and logged here instead: it is already off the list, and nothing could ever run 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import os
+import socket
+import threading
+import uuid
 from queue import Empty
 from time import monotonic, time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
-from kombu.utils.json import loads
+from kombu.utils.json import dumps, loads
 from redis.exceptions import NoScriptError
 
 from worker.lua import source
@@ -55,6 +60,24 @@ FETCH_SHA = hashlib.sha1(FETCH_SCRIPT.encode()).hexdigest()
 
 _FETCH, _WAIT = "fetch", "wait"
 
+#: Set by worker/broker/capture.py in the thread whose publishes it captures.
+CAPTURE = threading.local()
+
+
+@functools.cache
+def _consumer_id(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}"
+
+
+def consumer_id() -> str:
+    """This process's name among the fleet's consumers (a new one after a fork)."""
+    return _consumer_id(os.getpid())
+
+
+def held_key(unacked_key: str, consumer: str | None = None) -> str:
+    """The set of delivery tags ``consumer`` (default: this process) holds unacknowledged."""
+    return f"{unacked_key}:held:{consumer or consumer_id()}"
+
 
 class QoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: Any) -> None:
@@ -65,6 +88,12 @@ class QoS(kombu_redis.QoS):
             virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
             return
         super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
+        with self.channel.conn_or_acquire() as client:  # BRPOP: held by this consumer too
+            client.sadd(self.channel._key(held_key(self.unacked_key)), delivery_tag)
+
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[no-untyped-call]
+        return pipe.srem(self.channel._key(held_key(self.unacked_key)), delivery_tag)
 
     def _torn_down(self) -> bool:
         transport = self.channel.connection
@@ -132,6 +161,18 @@ class Channel(kombu_redis.Channel):
         self._pause_until = 0.0
         self._reliable = bool(self.reliable_fetch) and bool(self.ack_emulation)
 
+    # -- publishing ------------------------------------------------------------------------
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        captured = getattr(CAPTURE, "puts", None)
+        if captured is not None:
+            # worker/broker/capture.py: the LPUSH this publish ends in is kept, not sent
+            pri = self._get_message_priority(message, reverse=False)  # type: ignore[no-untyped-call]
+            key = self._q_for_pri(queue, pri)  # type: ignore[no-untyped-call]
+            captured.append((key, dumps(message)))  # type: ignore[no-untyped-call]
+            return
+        super()._put(queue, message, **kwargs)  # type: ignore[no-untyped-call]
+
     # -- sending ---------------------------------------------------------------------------
 
     def _brpop_start(self, timeout: Any = None) -> None:
@@ -149,7 +190,11 @@ class Channel(kombu_redis.Channel):
             command: list[Any] = ["BLMOVE", key, key, "RIGHT", "RIGHT", wait]
             self._sent = _WAIT
         else:
-            keys = [self._key(self.unacked_key), self._key(self.unacked_index_key)]
+            keys = [
+                self._key(self.unacked_key),
+                self._key(self.unacked_index_key),
+                self._key(held_key(self.unacked_key)),
+            ]
             keys += [
                 self._key(self._q_for_pri(queue, pri))  # type: ignore[no-untyped-call]
                 for pri in self.priority_steps

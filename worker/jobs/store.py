@@ -57,6 +57,8 @@ class JobStore:
         self._release = script(job_script("job_release_submit"))
         self._cancel = script(job_script("job_cancel"))
         self._retry = script(job_script("job_retry"))
+        self._park = script(job_script("job_park"))
+        self._dispatch = script(source("dispatch_due"))
         self._unlock = script(source("delete_if_equals"))
         self.listing = Listing(r, settings.key("jobs") + ":")
 
@@ -70,6 +72,14 @@ class JobStore:
 
     def akool_key(self, akool_id: str) -> str:
         return self.s.key("akool", akool_id)
+
+    @property
+    def parked_key(self) -> str:
+        return self.s.key("parked")
+
+    @property
+    def parked_messages_key(self) -> str:
+        return self.s.key("parked-msg")
 
     def events_key(self, job_id: str) -> str:
         return self.s.key("events", job_id)
@@ -350,6 +360,35 @@ class JobStore:
                 f"job {job_id} is {detail}: only a failed or cancelled job can be retried"
             )
         return self.get(job_id)
+
+    def park(self, job_id: str, due: float, queue: str, message: str) -> bool:
+        """Keep the job's next poll ``message`` (kombu's payload for the list ``queue``) until
+        ``due``; False when the job no longer waits for Akool (nothing was parked)."""
+        keys = self._keys(job_id, self.parked_key, self.parked_messages_key)
+        return bool(self._park(keys=keys, args=[job_id, due, queue, message]))
+
+    def parked_due(self, job_id: str) -> float | None:
+        """When a parked poll of this job is due; None when none is parked."""
+        score = self._r.zscore(self.parked_key, job_id)
+        return None if score is None else float(score)
+
+    def unpark(self, job_id: str) -> None:
+        with self._r.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.parked_key, job_id)
+            pipe.hdel(self.parked_messages_key, job_id)
+            pipe.execute()
+
+    def dispatch_due(
+        self, limit: int, rate: float, horizon: float, poll_queue: str, penalty_key: str
+    ) -> tuple[int, float | None]:
+        """Push the parked polls that are due onto their queue, oldest first, at most
+        ``limit`` and no more than ``rate`` x ``horizon`` minus what waits in ``poll_queue``
+        (worker/lua/dispatch_due.lua). Returns (moved, seconds until the next is due or None)."""
+        moved, wait = self._dispatch(
+            keys=[self.parked_key, self.parked_messages_key, penalty_key, poll_queue],
+            args=[time.time(), limit, rate, horizon],
+        )
+        return int(moved), None if float(wait) < 0 else float(wait)
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """The job's timeline, oldest first (the newest EVENTS_MAX events)."""

@@ -1,5 +1,6 @@
 -- KEYS: job, active, events, index prefix, akool-map  ARGV: job_id, akool_id, status, url,
--- now, next_due, map_ttl, retention_seconds. Returns 1 when the job is now submitted.
+-- now, next_due, map_ttl, retention_seconds. Returns 1 when the job is now submitted (or, with
+-- status 3 and a url in the create answer, downloading).
 local st = redis.call('HGET', JOB, 'state')
 if not st then return 0 end
 if FINAL[st] then
@@ -25,6 +26,13 @@ if st == 'cancelling' then
   -- Akool has the job (and may charge for it); it is recorded, but nothing more is done
   settle_cancel(ARGV[1], st, ARGV[5], ARGV[8])
   return 0
+end
+if ARGV[3] == '3' and ARGV[4] ~= '' then
+  -- done at create: straight to the download, as a poll that saw status 3 would
+  set_state(ARGV[1], st, 'downloading')
+  redis.call('HSET', JOB, 'detected_at', ARGV[5], 'due_at', ARGV[5])
+  redis.call('ZADD', ACTIVE, ARGV[5], ARGV[1])
+  return 1
 end
 set_state(ARGV[1], st, 'submitted')
 redis.call('ZADD', ACTIVE, ARGV[6], ARGV[1])

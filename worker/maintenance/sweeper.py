@@ -45,6 +45,9 @@ class SweepReport:
 
 
 MAX_DOWNLOAD_SWEEPS = 3
+#: A parked poll overdue by more than this many SWEEP_GRACE is resumed by the sweeper (its
+#: parked message is dropped first): no dispatcher has run for that long.
+PARKED_PATIENCE = 5
 
 
 def decide(jobs: JobStore, job_id: str, now: float, grace: float, stall: float) -> Action:
@@ -69,6 +72,10 @@ def decide(jobs: JobStore, job_id: str, now: float, grace: float, stall: float) 
             return Action.DOWNLOAD
         return Action.FAIL if job.sweeps >= MAX_DOWNLOAD_SWEEPS else Action.DOWNLOAD
     if job.state is JobState.SUBMITTED:
+        parked = jobs.parked_due(job_id)
+        if parked is not None and now - parked < PARKED_PATIENCE * grace:
+            # The dispatcher sends it (late only while the shared rate limit holds it back).
+            return Action.SKIP
         return Action.POLL
     if job.state is JobState.SUBMITTING and (job.submit_lease_until or 0) > now:
         return Action.SKIP

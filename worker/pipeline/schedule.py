@@ -21,6 +21,9 @@ class Later:
 
     countdown: float
     reason: str
+    #: Set when the wait may be parked (a poll waiting for Akool, tasks/chains.park): the job
+    #: as the step read it.
+    parkable: Job | None = None
 
 
 def longest_countdown(svc: Services) -> float:

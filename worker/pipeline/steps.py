@@ -148,13 +148,9 @@ def submit(svc: Services, job_id: str) -> Later | None:
     except akool_errors.AkoolError as exc:
         return _submit_failed(svc, job, exc)
     first_due = time.time() + first_poll_delay(svc, job)
-    recorded = svc.jobs.record_submitted(job_id, record.id, record.status, record.url, first_due)
-    if recorded and record.status is AudioStatus.COMPLETED and record.url:
-        # Done at create: straight to the download, no poll needed.
-        svc.jobs.record_poll(
-            job_id, AudioStatus.COMPLETED, record.url, time.time(), counted=False, source="create"
-        )
-    elif record.status is AudioStatus.FAILED:
+    # Done at create (status 3 with a url): the record goes straight to downloading.
+    svc.jobs.record_submitted(job_id, record.id, record.status, record.url, first_due)
+    if record.status is AudioStatus.FAILED:
         svc.jobs.fail(job_id, ErrorCode.AKOOL_FAILED, _failed_status(record.id))
     return None
 
@@ -179,7 +175,9 @@ def _submit_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Lat
 def poll(svc: Services, job_id: str) -> Later | None:
     job = svc.jobs.get(job_id)
     if job.state.is_final or job.state.is_fetching:
-        return None
+        # Done by another path (a callback, the poll of a duplicate chain, a cancel), which
+        # continues the job itself: this chain's download and finish would only repeat it.
+        raise Stale(f"job {job_id} is {job.state.value}; its poll chain is not needed")
     if job.state is JobState.CANCELLING:
         svc.jobs.cancel(job_id, force=True)
         return None
@@ -231,7 +229,7 @@ def _not_done(svc: Services, job: Job, status: AudioStatus, now: float) -> Later
     delay = _before_deadline(job, next_poll_delay(svc, job, now), now)
     lag = now - (job.due_at or now)
     svc.jobs.record_poll(job.job_id, status, None, now + delay, lag=lag)
-    return Later(delay, f"Akool status {int(status)}")
+    return Later(delay, f"Akool status {int(status)}", parkable=job)
 
 
 def _before_deadline(job: Job, delay: float, now: float) -> float:
@@ -258,7 +256,7 @@ def _poll_failed(svc: Services, job: Job, exc: akool_errors.AkoolError) -> Later
     now = time.time()
     delay = _before_deadline(job, error_delay(svc, errors, exc), now)
     svc.jobs.record_poll(job.job_id, None, None, now + delay, error=True)
-    return Later(delay, f"poll failed ({error_code(exc)}), retrying")
+    return Later(delay, f"poll failed ({error_code(exc)}), retrying", parkable=job)
 
 
 # --- download -----------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from flask import current_app
 
 from config.celeryconfig import QUEUE_AUDIO
 from config.settings import Settings, SettingsError
+from worker.fleet.estimator import Estimator
 from worker.fleet.voicecache import VoiceCache, check_voice
 from worker.jobs import JobStore
-from worker.services import akool_client, rate_limiter, redis_client
+from worker.services import akool_client, duration_model, rate_limiter, redis_client
 from worker.storage import ResultStore, open_store
 
 EXTENSION = "akool_audio"
@@ -38,6 +39,7 @@ class Deps:
     voices: VoiceCache
     send: Send
     voice_problem: VoiceCheck | None  # None without Akool credentials: Akool remains the judge
+    estimator: Estimator  # taught by Akool's callbacks (worker/web/webhook.py)
 
 
 def send_entry_task(name: str, kwargs: dict[str, Any], task_id: str) -> None:
@@ -48,7 +50,7 @@ def send_entry_task(name: str, kwargs: dict[str, Any], task_id: str) -> None:
 
 
 def build(settings: Settings, send: Send = send_entry_task) -> Deps:
-    r = redis_client(settings.redis_url)
+    r = redis_client(settings)
     voices = VoiceCache(r, settings)
     voice_problem: VoiceCheck | None = None
     try:
@@ -71,6 +73,7 @@ def build(settings: Settings, send: Send = send_entry_task) -> Deps:
         voices=voices,
         send=send,
         voice_problem=voice_problem,
+        estimator=duration_model(settings, r),
     )
 
 

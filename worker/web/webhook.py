@@ -31,8 +31,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from config.settings import Settings, SettingsError
 from worker.akool.crypto import WebhookEnvelope, WebhookError, open_envelope
 from worker.akool.models import AudioStatus
+from worker.akool.validation import count_words
 from worker.fleet import counters
-from worker.jobs import ErrorCode, JobStore
+from worker.fleet.estimator import Estimator
+from worker.jobs import ErrorCode, Job, JobStore
 
 log = logging.getLogger("akool_audio.webhook")
 
@@ -41,6 +43,7 @@ MAX_BODY = 64 * 1024
 SEEN_TTL = 7 * 86400
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]  # all but POST: 405, in our own words
 Enqueue = Callable[[str], None]
+Learn = Callable[[Job, float], None]
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,17 @@ def receiver_keys(settings: Settings) -> tuple[str, str]:
 class Receiver:
     """Handles one decoded callback body; free of HTTP so it is easy to reason about."""
 
-    def __init__(self, jobs: JobStore, settings: Settings, enqueue: Enqueue) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        settings: Settings,
+        enqueue: Enqueue,
+        learn: Learn | None = None,
+    ) -> None:
         self.jobs = jobs
         self.client_id, self.secret = receiver_keys(settings)
         self.enqueue = enqueue
+        self.learn = learn  # teaches the duration model (a callback is exact: no poll interval)
 
     @counters.counts_webhook
     def handle(self, body: bytes) -> Answer:
@@ -114,6 +124,8 @@ class Receiver:
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 return Answer(400, "status 3 without a url")
             self.jobs.record_poll(job_id, status, url, now, counted=False, source="webhook")
+            if self.learn is not None:
+                self.learn(job, now)
         else:
             self.jobs.record_poll(job_id, status, None, now, counted=False, source="webhook")
             self.jobs.fail(
@@ -121,9 +133,21 @@ class Receiver:
                 ErrorCode.AKOOL_FAILED,
                 f"Akool reported status 4 (failed) for audio {akool_id}",
             )
+        self.jobs.unpark(job_id)  # its parked poll would only find the job done
         self.enqueue(job_id)
         log.info("job %s completed by webhook (akool status %d)", job_id, status)
         return Answer(200, "ok")
+
+
+def duration_learner(estimator: Estimator) -> Learn:
+    """Teach the fleet's duration model from a callback: Akool finished the job when it called."""
+
+    def learn(job: Job, completed_at: float) -> None:
+        if job.submitted_at is not None:
+            words = count_words(str(job.request.get("input_text", "")))
+            estimator.observe(words, completed_at - job.submitted_at)
+
+    return learn
 
 
 def continuation_enqueuer(jobs: JobStore) -> Enqueue:

@@ -1,0 +1,34 @@
+-- KEYS: parked (ZSET job_id -> due), parked messages (hash job_id -> 'queue\nmessage'),
+-- rate-limit penalty, the poll queue's list.  ARGV: now, most to move, rate (calls/s),
+-- horizon (s).
+-- Moves the polls that are due, oldest first, onto their queue, each exactly once: the ZREM
+-- and the LPUSH happen in this one call, so two dispatchers never push one poll twice and a
+-- dispatcher killed mid-batch loses none. No more move than the fleet's shared Akool rate can
+-- serve within the horizon, minus what already waits in the queue: a poll that would only wait
+-- for a token waits here, in the sorted set, where it costs no worker anything.
+-- Each message's sent_at header (worker/fleet/counters.py) is set to now (the queue's oldest-message age starts here).
+-- Returns {moved, seconds until the next parked poll is due (-1: none)}.
+local now = tonumber(ARGV[1])
+local factor = tonumber(redis.call('GET', KEYS[3]) or '1')
+local room = math.floor(tonumber(ARGV[3]) * factor * tonumber(ARGV[4])) - redis.call('LLEN', KEYS[4])
+local n = math.min(tonumber(ARGV[2]), room)
+local moved = 0
+if n > 0 then
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, n)
+  for _, id in ipairs(ids) do
+    local stored = redis.call('HGET', KEYS[2], id)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    if stored then
+      local cut = string.find(stored, '\n', 1, true)
+      local queue, payload = string.sub(stored, 1, cut - 1), string.sub(stored, cut + 1)
+      -- a textual edit: decoding and encoding again would turn an empty JSON list into {}
+      payload = string.gsub(payload, '"sent_at": [%d%.eE+-]+', '"sent_at": ' .. ARGV[1], 1)
+      redis.call('LPUSH', queue, payload)
+      moved = moved + 1
+    end
+  end
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #first == 0 then return {moved, '-1'} end
+return {moved, tostring(math.max(0, tonumber(first[2]) - now))}
