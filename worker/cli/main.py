@@ -64,7 +64,7 @@ def _cached_voices() -> tuple[list[Any], float] | None:
 
     s = get_settings()
     try:
-        cached = VoiceCache(redis_client(s.redis_url), s).load() if s.voice_cache_ttl > 0 else None
+        cached = VoiceCache(redis_client(s), s).load() if s.voice_cache_ttl > 0 else None
     except redis.RedisError:
         return None
     if cached is None:
@@ -261,7 +261,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from worker.devstack import demo
 
-    return demo.run(keep=args.keep, workers=args.concurrency)
+    return demo.run(keep=args.keep, workers=args.concurrency, keep_running=args.keep_running)
 
 
 def _lazy(module: str, name: str) -> Any:
@@ -369,6 +369,13 @@ def parser() -> argparse.ArgumentParser:
     wh.add_argument("--port", type=int, help="port (WEBHOOK_PORT, default 8000)")
     wh.set_defaults(func=cmd_web)
 
+    fl = sub.add_parser(
+        "flower",
+        help="Flower (celery -A worker flower), its credential from FLOWER_BASIC_AUTH(_FILE)",
+        add_help=False,
+    )
+    fl.set_defaults(func=_lazy("worker.cli.flower_cmd", "cmd_flower"))
+
     pg = sub.add_parser(
         "purge", help="purge files and records past retention now (beat also does this)"
     )
@@ -377,6 +384,11 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the whole system on a private Redis and the sandbox")
     d.add_argument("--keep", action="store_true", help="keep the temporary Redis directory")
     d.add_argument("--concurrency", type=int, default=16, help="worker threads")
+    d.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the batch, keep everything (and the dashboard) running until Ctrl-C",
+    )
     d.set_defaults(func=cmd_demo)
 
     # Recurring jobs in Redis (RedBeat): worker/cli/schedule_cmd.py, imported when run.
@@ -410,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = parser()
     args, rest = p.parse_known_args(argv)
-    if rest and args.command != "sandbox":
+    if rest and args.command not in ("sandbox", "flower"):
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     try:

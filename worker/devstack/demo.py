@@ -1,21 +1,28 @@
 """``make demo``: the whole system on this machine, then everything shut down again.
 
 A private redis-server on a free loopback port, the sandbox in this process, one
-``celery worker`` process, and ``batch`` on the bundled sample of 20 requests.
+``celery worker`` process, the web service (the dashboard) on a free port of 127.0.0.1, and
+``batch`` on the bundled sample of 20 requests. The dashboard's address and a token made for this
+run (printed once, never written anywhere) stay on screen while the batch runs;
+``keep_running`` (``akool-audio demo --keep-running``) leaves it all up afterwards, until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from worker.devstack.localredis import RedisServer
-from worker.devstack.procs import CeleryWorker, worker_env
+from worker.devstack.localredis import RedisServer, free_port
+from worker.devstack.procs import CeleryWorker, Proc, worker_env
 
 SAMPLE = Path(__file__).with_name("samples") / "demo.jsonl"
 DEMO_ENV = {"POLL_INITIAL_DELAY": "1", "POLL_MAX_DELAY": "5"}
@@ -30,7 +37,33 @@ def _worker(env: dict[str, str], log: Path, concurrency: int) -> CeleryWorker:
     )  # fmt: skip
 
 
-def run(keep: bool = False, workers: int = 16) -> int:
+def _web(env: dict[str, str], log: Path) -> Proc:
+    """``akool-audio web`` on 127.0.0.1 (the development server), as ``python -m``."""
+    args = [sys.executable, "-m", "worker.cli.main", "web", "--host", "127.0.0.1"]
+    return Proc([*args, "--port", env["WEB_PORT"]], env, log, "web service listening", cwd=None)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_for_ctrl_c(url: str) -> None:
+    print(
+        f"\nThe demo keeps running: the dashboard is at {url} (the token above).\n"
+        "Press Ctrl-C to stop the web service, the worker, the sandbox and Redis.",
+        file=sys.stderr,
+        flush=True,
+    )
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(keep: bool = False, workers: int = 16, keep_running: bool = False) -> int:
     from sandbox import SandboxServer
 
     if shutil.which("redis-server") is None:
@@ -43,7 +76,7 @@ def run(keep: bool = False, workers: int = 16) -> int:
         return 3
     tmp = Path(tempfile.mkdtemp(prefix="akool-audio-demo-"))
     audio_dir = Path("audio/demo").resolve()
-    worker = None
+    worker = web = None
     redis_server = RedisServer(tmp / "redis")
     sandbox = SandboxServer(port=0)
     try:
@@ -62,25 +95,46 @@ def run(keep: bool = False, workers: int = 16) -> int:
             f"audio files     {audio_dir}",
             file=sys.stderr,
         )
-        env = worker_env(redis_server.url, sandbox.url, audio_dir, DEMO_ENV, keep_shell=True)
+        # The dashboard: loopback only, with a token made for this run alone.
+        token = secrets.token_urlsafe(24)
+        web_env = {"API_TOKENS": token, "API_AUTH": "on", "WEB_PORT": str(free_port())}
+        env = worker_env(
+            redis_server.url, sandbox.url, audio_dir, {**DEMO_ENV, **web_env}, keep_shell=True
+        )
+        env.pop("API_TOKENS_FILE", None)
         os.environ.update(env)
         from config.settings import get_settings
 
         get_settings.cache_clear()
         worker = _worker(env, tmp / "worker.log", workers)
         worker.start(timeout=60)  # stopped below even when it does not come up
-        print(f"worker          pid {worker.pid}, log {worker.log}\n", file=sys.stderr)
+        print(f"worker          pid {worker.pid}, log {worker.log}", file=sys.stderr)
+        web = _web(env, tmp / "web.log").start(timeout=60)
+        url = f"http://127.0.0.1:{env['WEB_PORT']}/"
+        print(
+            f"dashboard       {url}\n"
+            f"  log in with   {token}\n"
+            "                (a token made for this run only; the service listens on "
+            "127.0.0.1 only)\n",
+            file=sys.stderr,
+            flush=True,
+        )
         batch_file = tmp / "demo.jsonl"
         batch_file.write_text(SAMPLE.read_text().replace("{SANDBOX}", sandbox.url))
-        return _batch(batch_file, sandbox.stats)
+        outcome = _batch(batch_file, sandbox.stats)
+        if keep_running:
+            _wait_for_ctrl_c(url)
+        return outcome
     finally:
+        if web is not None:
+            web.stop(timeout=10)
         if worker is not None:
             worker.stop(timeout=30)
         sandbox.stop()
         redis_server.stop()
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
-        print("stopped the worker, the sandbox and Redis", file=sys.stderr)
+        print("stopped the web service, the worker, the sandbox and Redis", file=sys.stderr)
 
 
 def _batch(path: Path, sandbox_stats: Callable[[], dict[str, Any]]) -> int:

@@ -1,5 +1,6 @@
 """The web service: one Flask app with the ``/v1`` jobs API, ``/metrics``, ``/v1/stats``,
-``/v1/schedules``, ``/healthz`` and Akool's webhook at ``/akool/webhook``.
+``/v1/schedules``, ``/healthz``, Akool's webhook at ``/akool/webhook`` and the dashboard's pages
+(``/``, ``/jobs/<job_id>``, ``/fleet``, ``/login``: worker/web/pages.py).
 
 ``create_app(settings)`` builds it (the token check refuses to start without API_TOKENS unless
 API_AUTH=off). Production points gunicorn at ``worker.web.app:application`` (the Procfile's
@@ -21,7 +22,7 @@ import redis
 from flask import Flask, Response, jsonify
 
 from config.settings import Settings, SettingsError, get_settings
-from worker.web import api, bearer, deps, jsonerrors, webhook
+from worker.web import api, bearer, deps, jsonerrors, pages, session, webhook
 
 log = logging.getLogger("akool_audio.web")
 access_log = logging.getLogger("akool_audio.access")
@@ -45,15 +46,18 @@ def create_app(settings: Settings | None = None, *, require_webhook: bool = Fals
     app.config["SETTINGS"] = s
     app.json.sort_keys = False  # type: ignore[attr-defined]
     jsonerrors.install(app)
-    bearer.install(app, s)
+    bearer.check_settings(s)
     d = deps.build(s)
     app.extensions[deps.EXTENSION] = d
+    sessions = session.install(app, d.redis, s)
+    bearer.install(app, s, session_ok=sessions.api_allowed)
     app.register_blueprint(webhook.blueprint(_receiver(d, require_webhook)))
     app.register_blueprint(api.bp)
     for name in OPTIONAL_BLUEPRINTS:
         module = _optional(name)
         if module is not None:
             app.register_blueprint(module.bp)
+    app.register_blueprint(pages.bp)
     app.add_url_rule("/healthz", "healthz", healthz, methods=["GET"])
     app.wsgi_app = AccessLog(app.wsgi_app)  # type: ignore[method-assign]
     return app
@@ -61,7 +65,12 @@ def create_app(settings: Settings | None = None, *, require_webhook: bool = Fals
 
 def _receiver(d: deps.Deps, required: bool) -> webhook.Receiver | None:
     try:
-        return webhook.Receiver(d.jobs, d.settings, webhook.continuation_enqueuer(d.jobs))
+        return webhook.Receiver(
+            d.jobs,
+            d.settings,
+            webhook.continuation_enqueuer(d.jobs),
+            webhook.duration_learner(d.estimator),
+        )
     except SettingsError:
         if required or d.settings.public_base_url:
             raise

@@ -5,12 +5,17 @@ Applied to the whole app by path, before any view runs, so a blueprint added lat
 ``/akool/webhook`` (which checks Akool's own signature) are open. A token is compared with every
 configured token in constant time and never logged. ``API_AUTH=off`` turns the check off, for a
 private network only; without tokens and without it the service refuses to start.
+
+The dashboard's pages call the API from the browser with their session cookie instead of a
+token: ``install`` takes the session check of worker/web/session.py (a GET passes with the
+session alone, anything else also needs the session's CSRF header).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 
 from flask import Flask, request
 
@@ -38,21 +43,30 @@ def is_protected(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in PROTECTED)
 
 
-def token_ok(header: str | None, tokens: tuple[str, ...]) -> bool:
-    """True when ``header`` is ``Bearer <one of tokens>``. Every token is compared, in
+def matching_token(given: str, tokens: tuple[str, ...]) -> str | None:
+    """The token of ``tokens`` that ``given`` is, or None. Every token is compared, in
     constant time, whatever the outcome of the ones before."""
+    candidate = given.encode("utf-8", "replace")
+    found = None
+    for token in tokens:
+        if hmac.compare_digest(candidate, token.encode("utf-8", "replace")) and found is None:
+            found = token
+    return found if given else None
+
+
+def token_ok(header: str | None, tokens: tuple[str, ...]) -> bool:
+    """True when ``header`` is ``Bearer <one of tokens>`` (compared as ``matching_token``)."""
     if not header or not tokens:
         return False
     scheme, _, given = header.partition(" ")
-    candidate = given.strip().encode("utf-8", "replace")
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(candidate, token.encode("utf-8", "replace"))
+    matched = matching_token(given.strip(), tokens) is not None
     return matched and scheme.lower() == "bearer"
 
 
-def install(app: Flask, settings: Settings) -> None:
-    """Ask for a token on every protected path of ``app`` (unless ``API_AUTH=off``)."""
+def install(app: Flask, settings: Settings, session_ok: Callable[[], bool] | None = None) -> None:
+    """Ask for a token on every protected path of ``app`` (unless ``API_AUTH=off``).
+    ``session_ok`` admits a request without a token (the dashboard's session cookie); it may
+    raise ApiError itself (a session's POST without its CSRF header)."""
     check_settings(settings)
     if not settings.api_auth:
         log.warning("API_AUTH=off: the web service asks no token (a private network only)")
@@ -60,9 +74,12 @@ def install(app: Flask, settings: Settings) -> None:
     tokens = settings.api_tokens
 
     def require_token() -> None:
-        if is_protected(request.path) and not token_ok(
-            request.headers.get("Authorization"), tokens
-        ):
-            raise ApiError(401, MESSAGES[401], headers=CHALLENGE)
+        if not is_protected(request.path):
+            return
+        if token_ok(request.headers.get("Authorization"), tokens):
+            return
+        if session_ok is not None and session_ok():
+            return
+        raise ApiError(401, MESSAGES[401], headers=CHALLENGE)
 
     app.before_request(require_token)
