@@ -5,39 +5,36 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from worker.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _store
 
 
-def cmd_cancel(args: argparse.Namespace) -> int:
-    from tasks.control import cancel_job
+def _operate(job_id: str, operation: Callable[[str], str]) -> int:
+    """Run ``operation`` on the job and print what it says; a job that does not exist is
+    exit 1, one in the wrong state exit 2."""
     from worker.jobs import JobNotFound, WrongState
 
     _store()  # Unavailable, with how to start Redis, before anything else
     try:
-        outcome = cancel_job(args.job_id)
+        said = operation(job_id)
     except JobNotFound:
-        print(f"no job {args.job_id!r}", file=sys.stderr)
+        print(f"no job {job_id!r}", file=sys.stderr)
         return EXIT_FAILED
     except WrongState as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    print(f"{args.job_id}: {outcome.message}")
+    print(f"{job_id}: {said}")
     return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from tasks.control import cancel_job
+
+    return _operate(args.job_id, lambda job_id: cancel_job(job_id).message)
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     from tasks.control import retry_job
-    from worker.jobs import JobNotFound, WrongState
 
-    _store()
-    try:
-        job = retry_job(args.job_id)
-    except JobNotFound:
-        print(f"no job {args.job_id!r}", file=sys.stderr)
-        return EXIT_FAILED
-    except WrongState as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
-    print(f"{job.job_id}: attempt {job.attempt} enqueued")
-    return EXIT_OK
+    return _operate(args.job_id, lambda job_id: f"attempt {retry_job(job_id).attempt} enqueued")

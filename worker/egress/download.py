@@ -67,7 +67,8 @@ class DownloadTransient(DownloadError):
     code = ErrorCode.DOWNLOAD_TRANSIENT
 
 
-_CONTENT_TYPES = {
+#: The content type of each audio file extension (also what the dashboard serves a file as).
+CONTENT_TYPES = {
     "mp3": "audio/mpeg",
     "wav": "audio/wav",
     "ogg": "audio/ogg",
@@ -85,7 +86,7 @@ class Downloaded:
 
     @property
     def content_type(self) -> str:
-        return _CONTENT_TYPES.get(self.path.suffix.lstrip("."), "application/octet-stream")
+        return CONTENT_TYPES.get(self.path.suffix.lstrip("."), "application/octet-stream")
 
 
 def safe_job_filename(job_id: str, ext: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, jsonify, request
@@ -198,37 +199,39 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<anyid:job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
-    d = deps()
-    job = _job_or_404(d, job_id)
     from tasks import control  # the Celery app and the workers' services, on first use
 
-    try:
-        outcome = control.cancel_job(job.job_id)
-    except JobNotFound:
-        raise ApiError(404, f"no job {job_id!r}", "job_id") from None
-    except WrongState as exc:
-        raise ApiError(409, str(exc)) from None
-    except SettingsError as exc:
-        raise ApiError(503, f"cannot cancel here: {exc}") from None
-    return _json({"job": _summary(d, outcome.job), "message": outcome.message}, 202)
+    def cancel(job_id: str) -> tuple[Job, str]:
+        outcome = control.cancel_job(job_id)
+        return outcome.job, outcome.message
+
+    return _operate(job_id, "cancel", cancel)
 
 
 @bp.post("/jobs/<anyid:job_id>/retry")
 def retry_job(job_id: str) -> Response:
-    d = deps()
-    job = _job_or_404(d, job_id)
     from tasks import control
 
+    def retry(job_id: str) -> tuple[Job, str]:
+        again = control.retry_job(job_id)
+        return again, f"job {again.job_id} runs again as attempt {again.attempt}"
+
+    return _operate(job_id, "retry", retry)
+
+
+def _operate(job_id: str, verb: str, operation: Callable[[str], tuple[Job, str]]) -> Response:
+    """Cancel or retry: 202 with the job and what happened; 404, 409 (wrong state) or 503."""
+    d = deps()
+    job = _job_or_404(d, job_id)
     try:
-        again = control.retry_job(job.job_id)
+        after, message = operation(job.job_id)
     except JobNotFound:
         raise ApiError(404, f"no job {job_id!r}", "job_id") from None
     except WrongState as exc:
         raise ApiError(409, str(exc)) from None
     except SettingsError as exc:
-        raise ApiError(503, f"cannot retry here: {exc}") from None
-    message = f"job {again.job_id} runs again as attempt {again.attempt}"
-    return _json({"job": _summary(d, again), "message": message}, 202)
+        raise ApiError(503, f"cannot {verb} here: {exc}") from None
+    return _json({"job": _summary(d, after), "message": message}, 202)
 
 
 @bp.get("/voices")

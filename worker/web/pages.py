@@ -42,6 +42,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from config.settings import SettingsError
+from worker.egress.download import CONTENT_TYPES
 from worker.jobs import Job, JobNotFound
 from worker.jobs.listing import Page
 from worker.jobs.record import WrongState
@@ -78,14 +79,6 @@ OPEN = ("pages.login_form", "pages.login", "pages.static")
 JSON_ENDPOINTS = ("pages.counts",)
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}$")
-AUDIO_TYPES = {
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "ogg": "audio/ogg",
-    "aac": "audio/aac",
-    "m4a": "audio/mp4",
-    "flac": "audio/flac",
-}
 _sources_lock = threading.Lock()
 
 
@@ -330,12 +323,12 @@ def local_result(d: Deps, job: Job) -> tuple[Path, str] | None:
     ext = path.suffix.lstrip(".")
     if (
         path.parent != d.store.root.resolve()
-        or ext not in AUDIO_TYPES
+        or ext not in CONTENT_TYPES
         or path.name != f"{job.job_id}.{ext}"
         or not path.is_file()
     ):
         return None
-    return path, AUDIO_TYPES[ext]
+    return path, CONTENT_TYPES[ext]
 
 
 def _audio_src(d: Deps, job: Job, detail: dict[str, Any]) -> str | None:
