@@ -87,7 +87,6 @@ def akool_client(
         else RedisTokenCache(r, settings.key("akool-token")),
         max_words=settings.akool_max_words,
         webhook_allow_hosts=settings.allow_private_hosts,
-        plan=settings.akool_plan,
     )
 
 
