@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from sandbox.faults import FaultRule
+from sandbox.plans import plan_named
 
 Mode = Literal["immediate", "polls", "duration"]
 MODES: tuple[Mode, ...] = ("immediate", "polls", "duration")
+#: Where a v4 webhook puts the audio URL (A7: undocumented): ``preview``, ``url`` or both.
+AudioField = Literal["preview", "url", "both"]
+AUDIO_FIELDS: tuple[AudioField, ...] = ("preview", "url", "both")
 
 
 def _number(name: str, value: Any, *, minimum: float = 0.0) -> float:
@@ -104,6 +108,10 @@ class SandboxConfig:
     seed: int | None = None
     revoke_tokens: bool = False
     token_ttl_seconds: float = 365 * 24 * 3600.0
+    # VoiceLab (v4)
+    plan: str = "pro"
+    v4_webhook_audio_field: AudioField = "preview"
+    v4_detail_wrapped: bool = True  # resource detail at data.result (docs); false: at data (A5)
 
     def merged(self, fields: Mapping[str, Any]) -> SandboxConfig:
         """A new config with ``fields`` applied; ``lifecycle`` merges key by key."""
@@ -142,6 +150,19 @@ class SandboxConfig:
                 changes[name] = value
             elif name == "token_ttl_seconds":
                 changes[name] = _number(name, value, minimum=0.001)
+            elif name == "plan":
+                changes[name] = plan_named(value).name
+            elif name == "v4_webhook_audio_field":
+                if value not in AUDIO_FIELDS:
+                    raise ValueError(
+                        f"v4_webhook_audio_field must be one of {', '.join(AUDIO_FIELDS)}, "
+                        f"got {value!r}"
+                    )
+                changes[name] = value
+            elif name == "v4_detail_wrapped":
+                if not isinstance(value, bool):
+                    raise ValueError(f"v4_detail_wrapped must be true or false, got {value!r}")
+                changes[name] = value
         return dataclasses.replace(self, **changes)
 
     @classmethod
@@ -158,4 +179,7 @@ class SandboxConfig:
             "seed": self.seed,
             "revoke_tokens": self.revoke_tokens,
             "token_ttl_seconds": self.token_ttl_seconds,
+            "plan": self.plan,
+            "v4_webhook_audio_field": self.v4_webhook_audio_field,
+            "v4_detail_wrapped": self.v4_detail_wrapped,
         }

@@ -19,8 +19,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-Endpoint = Literal["token", "voices", "create", "clone", "detail", "download"]
-ENDPOINTS: tuple[Endpoint, ...] = ("token", "voices", "create", "clone", "detail", "download")
+Endpoint = Literal[
+    "token",
+    "voices",
+    "create",
+    "clone",
+    "detail",
+    "download",
+    "v4_tts",
+    "v4_detail",
+    "v4_clone",
+    "v4_voices",
+    "v4_voice_detail",
+]
+#: v3's endpoints, then VoiceLab's (v4): tts, resource detail, voice clone, voice list and
+#: voice detail.
+ENDPOINTS: tuple[Endpoint, ...] = (
+    "token",
+    "voices",
+    "create",
+    "clone",
+    "detail",
+    "download",
+    "v4_tts",
+    "v4_detail",
+    "v4_clone",
+    "v4_voices",
+    "v4_voice_detail",
+)
 
 Kind = Literal["http_500_html", "code", "slow", "drop", "malformed_json", "status_4", "url_404"]
 ERROR_KINDS: tuple[Kind, ...] = ("http_500_html", "code", "drop", "malformed_json")
@@ -33,6 +59,10 @@ _MARKS_BY_ENDPOINT: dict[str, tuple[Kind, ...]] = {
     "clone": ("status_4", "url_404"),
     "detail": ("status_4", "url_404"),
     "download": ("url_404",),
+    "v4_tts": ("status_4", "url_404"),
+    "v4_detail": ("status_4", "url_404"),
+    "v4_clone": ("status_4",),  # the cloned voice ends in status 4
+    "v4_voice_detail": ("status_4",),
 }
 
 _FIELDS = {"endpoint", "kind", "probability", "times", "code", "msg", "delay", "http_status"}

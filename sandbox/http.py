@@ -28,15 +28,25 @@ log = logging.getLogger("sandbox")
 
 MAX_BODY = 16 * 1024 * 1024
 _API = "/api/open/v3"
+_V4 = "/api/open/v4/voice"
 _ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{_API}/getToken"): "token",
     ("GET", f"{_API}/voice/list"): "voices",
     ("POST", f"{_API}/audio/create"): "create",
     ("POST", f"{_API}/audio/clone"): "clone",
     ("GET", f"{_API}/audio/infobymodelid"): "detail",
+    ("POST", f"{_V4}/tts"): "v4_tts",
+    ("POST", f"{_V4}/clone"): "v4_clone",
+    ("GET", f"{_V4}/list"): "v4_voices",
 }
+#: Routes with the id in the path (VoiceLab), and the files; group 1 is the id.
+_PATH_ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("GET", re.compile(rf"^{_V4}/resource/detail/([^/]{{1,128}})$"), "v4_detail"),
+    ("GET", re.compile(rf"^{_V4}/detail/([^/]{{1,128}})$"), "v4_voice_detail"),
+)
 _FILE = re.compile(r"^/(files|previews)/([A-Za-z0-9_-]{1,64})\.wav$")
 _ADMIN_JOB = re.compile(r"^/_sandbox/jobs/([^/]+)$")
+_ADMIN_CLONE = re.compile(r"^/_sandbox/clones/([^/]+)$")
 _GATEWAY_HTML = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
     "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -204,13 +214,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self._admin(method, parts.path, body)
                 return
             endpoint = _ROUTES.get((method, parts.path))
-            file_match = _FILE.match(parts.path) if method in ("GET", "HEAD") else None
-            if file_match is not None:
+            match = _FILE.match(parts.path) if method in ("GET", "HEAD") else None
+            if match is not None:
                 endpoint = "download"
+            for route_method, pattern, name in _PATH_ROUTES:
+                if endpoint is None and method == route_method:
+                    match = pattern.match(parts.path)
+                    endpoint = name if match else None
             if endpoint is None:
                 self._not_found()
                 return
-            self._akool(endpoint, parts.query, body, file_match)
+            self._akool(endpoint, parts.query, body, match)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         except Exception:
@@ -302,15 +316,44 @@ class SandboxHandler(BaseHTTPRequestHandler):
         kind, key = match.group(1), match.group(2)
         spec: AudioSpec | None = None
         if "url_404" not in decision.marks:
-            if kind == "files":
-                spec = self.app.state.file(key)
-            elif (voice := voices.find(key)) is not None:
-                spec = AudioSpec.for_text(key, " ".join([voice["name"]] * 12))
+            state = self.app.state
+            spec = state.file(key) if kind == "files" else state.preview(key)
         if spec is None:
             self._send(404, b"Not Found", "text/plain")
             return 404
         self._send(200, b"", "audio/wav", chunks=spec.chunks(), length=spec.size)
         return 200
+
+    # -- VoiceLab (v4) endpoints ---------------------------------------------------------------
+
+    def _ep_v4_tts(
+        self, _e: str, _p: dict[str, str], body: bytes, decision: Decision, _m: Any
+    ) -> int:
+        record = self.app.state.create_tts(self._json_body(body), decision.marks)
+        return self._envelope(codes.OK, "OK", record)
+
+    def _ep_v4_detail(
+        self, _e: str, _p: dict[str, str], _b: bytes, decision: Decision, match: Any
+    ) -> int:
+        data = self.app.state.resource_detail(match.group(1), decision.marks)
+        return self._envelope(codes.OK, "OK", data)
+
+    def _ep_v4_clone(
+        self, _e: str, _p: dict[str, str], body: bytes, decision: Decision, _m: Any
+    ) -> int:
+        record = self.app.state.clone_voice(self._json_body(body), decision.marks)
+        return self._envelope(codes.OK, "OK", record)
+
+    def _ep_v4_voice_detail(
+        self, _e: str, _p: dict[str, str], _b: bytes, decision: Decision, match: Any
+    ) -> int:
+        record = self.app.state.voice_detail(match.group(1), decision.marks)
+        return self._envelope(codes.OK, "OK", record)
+
+    def _ep_v4_voices(
+        self, _e: str, params: dict[str, str], _b: bytes, _d: Decision, _m: Any
+    ) -> int:
+        return self._envelope(codes.OK, "OK", self.app.state.voice_list(params))
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -338,5 +381,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self._json(200, app.state.job_view(m.group(1)))
             except KeyError:
                 self._json(404, {"error": f"no job {m.group(1)!r}"})
+        elif path == "/_sandbox/clones" and method == "GET":
+            self._json(200, app.state.clones_view())
+        elif (m := _ADMIN_CLONE.match(path)) and method == "GET":
+            try:
+                self._json(200, app.state.clone_view(m.group(1)))
+            except KeyError:
+                self._json(404, {"error": f"no clone {m.group(1)!r}"})
         else:
             self._json(404, {"error": f"no admin route {method} {path}"})

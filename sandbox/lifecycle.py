@@ -31,9 +31,20 @@ class Webhook:
     url: str
     retry_delays: tuple[float, ...]
     timeout: float
+    kind: str = "audio"
+    #: Where the audio URL goes: v3 ``url``; v4 (undocumented, A7) ``preview``, ``url`` or both.
+    audio_field: str = "url"
+    voice_id: str | None = None  # a v4 clone's new voice (at status 3)
 
     def payload(self) -> dict[str, Any]:
-        return {"_id": self.job_id, "status": self.status, "type": "audio", "url": self.url}
+        out: dict[str, Any] = {"_id": self.job_id, "status": self.status, "type": self.kind}
+        if self.audio_field in ("url", "both"):
+            out["url"] = self.url
+        if self.audio_field in ("preview", "both"):
+            out["preview"] = self.url or None
+        if self.voice_id is not None:
+            out["voice_id"] = self.voice_id
+        return out
 
 
 def _timeline(
@@ -75,6 +86,10 @@ class Job:
     polls: int = 0
     notified: set[int] = field(default_factory=set)
     digest: str | None = None
+    api: int = 3
+    credits: float = 0.0  # v4's deduction_credit, charged at create
+    #: v4 only: the request's options, the voice record, a clone's new voice id and so on.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -88,6 +103,10 @@ class Job:
         rng: random.Random,
         marks: set[str],
         audio_bytes: int | None,
+        api: int = 3,
+        audio: AudioSpec | None = None,
+        credits: float = 0.0,
+        extra: dict[str, Any] | None = None,
     ) -> Job:
         """A job created ``now``; a ``[[fail]]`` text or a ``status_4`` mark makes it end in 4."""
         text = request.input_text
@@ -108,7 +127,10 @@ class Job:
             completed_at=completed_at,
             outcome=4 if FAIL_MARKER in text or "status_4" in marks else 3,
             url_404="url_404" in marks,
-            audio=AudioSpec.for_text(job_id, text, audio_bytes),
+            audio=audio or AudioSpec.for_text(job_id, text, audio_bytes),
+            api=api,
+            credits=credits,
+            extra=extra or {},
         )
 
     def status(self, now: float) -> int:
@@ -146,7 +168,15 @@ class Job:
             self.processing_at = now
 
     def webhooks_due(
-        self, now: float, file_url: str, retry_delays: tuple[float, ...], timeout: float
+        self,
+        now: float,
+        file_url: str,
+        retry_delays: tuple[float, ...],
+        timeout: float,
+        *,
+        kind: str = "audio",
+        audio_field: str = "url",
+        voice_id: str | None = None,
     ) -> list[Webhook]:
         """Callbacks owed for edges crossed so far: 2, then 3 or 4; each is owed once."""
         if not self.webhook_url:
@@ -158,6 +188,16 @@ class Job:
             owed.append(status)
         self.notified.update(owed)
         return [
-            Webhook(self.id, self.webhook_url, s, file_url if s == 3 else "", retry_delays, timeout)
+            Webhook(
+                self.id,
+                self.webhook_url,
+                s,
+                file_url if s == 3 else "",
+                retry_delays,
+                timeout,
+                kind=kind,
+                audio_field=audio_field,
+                voice_id=voice_id if s == 3 else None,
+            )
             for s in owed
         ]

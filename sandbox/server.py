@@ -23,7 +23,8 @@ DEFAULT_CLIENT_ID = "c2FuZGJveGNsaWVudGlkMQ=="
 
 
 class SandboxServer:
-    """An Akool-compatible Audio API v3 server on loopback, with state, lifecycle and faults."""
+    """An Akool-compatible Audio API v3 and VoiceLab (v4) server on loopback, with state,
+    lifecycle and faults."""
 
     def __init__(
         self,
@@ -137,6 +138,14 @@ class SandboxServer:
 
     def jobs(self) -> list[dict[str, Any]]:
         return self.state.jobs_view()
+
+    def clone(self, clone_id: str) -> dict[str, Any]:
+        """The admin view of one v4 cloned voice (its ``_id``); KeyError if unknown."""
+        return self.state.clone_view(clone_id)
+
+    def clones(self) -> list[dict[str, Any]]:
+        """Every v4 cloned voice, oldest first."""
+        return self.state.clones_view()
 
     def pause(self, seconds: float) -> None:
         """Sleep for a ``slow`` fault, waking early when the server stops."""

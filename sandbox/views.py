@@ -56,4 +56,12 @@ def admin_view(job: Job, now: float, base_url: str) -> dict[str, Any]:
         "polls": job.polls,
         "endpoint": job.endpoint,
         "url_404": job.url_404,
+        "api": job.api,
+        "credits": job.credits,
+        "format": job.extra.get("format", "wav" if job.api == 3 else "mp3"),
+        "sample_rate": job.audio.sample_rate,
+        "channels": job.audio.channels,
+        "voice_options": job.extra.get("voice_options"),
+        "language_code": job.extra.get("language_code"),
+        "new_voice_id": job.extra.get("new_voice_id"),
     }

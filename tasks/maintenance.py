@@ -84,10 +84,11 @@ def _act(svc: Services, action: sweeper.Action, job_id: str) -> None:
 @app.task(name="maintenance.refresh_voices", **MAINTENANCE_OPTIONS)
 def refresh_voices(self: Task) -> dict[str, Any]:
     svc = services()
-    count, wait = voicecache.refresh(svc.voices, svc.akool, svc.limiter)
+    counts, wait = voicecache.refresh(svc.voices, svc.akool, svc.limiter)
     if wait > 0:
         again(self, pipeline.Later(wait, "rate limit"))
-    return svc.reports.record("voices", {"voices": count})
+    report = {"voices": counts.get("v3", 0), "v4_voices": counts.get("v4", 0)}
+    return svc.reports.record("voices", report)
 
 
 @app.task(name="maintenance.purge", **MAINTENANCE_OPTIONS)

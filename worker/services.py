@@ -18,6 +18,7 @@ from config import redisconn
 from config.settings import Settings, get_settings
 from worker.akool import AkoolClient, MemoryTokenCache
 from worker.egress.pinned import egress_session
+from worker.fleet.clonecache import CloneCache
 from worker.fleet.estimator import Estimator
 from worker.fleet.ratelimit import RateLimiter
 from worker.fleet.tokencache import RedisTokenCache
@@ -42,6 +43,7 @@ class Services:
     store: ResultStore  # where results go (AUDIO_STORE)
     estimator: Estimator  # how long Akool takes, learned (worker/fleet/estimator.py)
     reports: Reports  # what each maintenance run did
+    clones: CloneCache  # v4 voices cloned per sample (worker/fleet/clonecache.py)
 
 
 #: The job store's, limiter's and caches' client options (config/redisconn.py adds TLS, the
@@ -87,6 +89,7 @@ def akool_client(
         else RedisTokenCache(r, settings.key("akool-token")),
         max_words=settings.akool_max_words,
         webhook_allow_hosts=settings.allow_private_hosts,
+        plan=settings.akool_plan,
     )
 
 
@@ -159,6 +162,7 @@ def build(settings: Settings) -> Services:
         store=open_store(settings),
         estimator=duration_model(settings, r),
         reports=Reports(r, settings),
+        clones=CloneCache(r, settings),
     )
 
 

@@ -22,6 +22,7 @@ from celery.result import AsyncResult
 
 from tests.support.faultproxy import FaultProxy
 from tests.support.harness import CHAOS_ENV, PREFIX, Figures, ObjectStore, Stack
+from tests.support.harness import VOICE as VOICE_V3
 from tests.support.procs import CeleryWorker
 from tests.support.tcpproxy import TcpProxy
 from worker.storage.s3 import STAGING_NAME, TRANSFER
@@ -710,3 +711,113 @@ def poison(stack: Stack, good_jobs: int, *, timeout: float) -> tuple[Figures, di
     time.sleep(1.0)
     seen["worker_pid_unchanged"] = str(w.proc is not None and w.proc.poll() is None and pid)
     return fig, seen
+
+
+# --- Akool's two APIs under one load ------------------------------------------------------
+
+V4_VOICE = "hkfHEbBvdQFNX4uWHqRF"  # an Akool voice of VoiceLab (sandbox/v4voices.py)
+SAMPLES = 4  # v4 clone jobs share this many samples: each must be cloned once
+MIXED_FAULTS: list[dict[str, Any]] = [
+    *AKOOL_FAULTS,
+    *(
+        rule
+        for endpoint in ("v4_tts", "v4_detail", "v4_clone", "v4_voice_detail")
+        for rule in (
+            {"endpoint": endpoint, "kind": "slow", "delay": SLOW, "probability": 0.10},
+            {"endpoint": endpoint, "kind": "http_500_html", "probability": 0.20},
+            {"endpoint": endpoint, "kind": "code", "code": 1005, "probability": 0.05},
+            {"endpoint": endpoint, "kind": "malformed_json", "probability": 0.05},
+        )
+    ),
+]
+
+
+def _mixed_kwargs(stack: Stack, job_id: str, i: int) -> tuple[str, dict[str, Any]]:
+    """Job ``i`` of the mix: 2 in 5 v3 creates, 2 in 5 v4 creates, 1 in 5 a v4 clone (clone,
+    then speak) of one of ``SAMPLES`` samples."""
+    text = f"Mixed run {job_id}: every job must finish once."
+    kind = i % 5
+    if kind < 2:
+        return "audio.create", {"input_text": text, "voice_id": VOICE_V3, "job_id": job_id}
+    if kind < 4:
+        speed = 0.8 + 0.1 * (i % 4)
+        return "audio.create", {
+            "api": "v4",
+            "input_text": text,
+            "voice_id": V4_VOICE,
+            "voice_options": {"speed": round(speed, 1)},
+            "job_id": job_id,
+        }
+    sample = f"{stack.sandbox.url}/previews/{V4_VOICE}.wav?sample={i % SAMPLES}"
+    return "audio.clone", {
+        "api": "v4",
+        "input_text": text,
+        "source_voice_file": sample,
+        "job_id": job_id,
+    }
+
+
+def mixed_apis(
+    stack: Stack, jobs: int, *, kills: int, timeout: float
+) -> tuple[Figures, dict[str, Any]]:
+    """v3 creates, v4 creates and v4 clone-then-speak jobs in one load, on two workers, with
+    the Akool fault mix on every endpoint of both APIs, and one worker SIGKILLed ``kills``
+    times. Nothing lost, no duplicate beyond the ambiguous submits, each sample cloned once
+    unless a clone's answer was lost (and then only as often). Returns the figures and the
+    clone and credit counts."""
+    stack.sandbox.configure(lifecycle=LIFECYCLE, faults=MIXED_FAULTS, seed=6)
+    stack.worker("steady")
+    victim = stack.worker("victim")
+    run = uuid.uuid4().hex[:6]
+    ids = [f"mixed-{run}-{i:04d}" for i in range(jobs)]
+    for i, job_id in enumerate(ids):
+        name, kwargs = _mixed_kwargs(stack, job_id, i)
+        stack.caller.send_task(name, kwargs=kwargs, queue="audio")
+    state = {"next": 4.0, "done": 0}
+
+    def tick(elapsed: float, final: int) -> None:
+        if state["done"] < kills and elapsed >= state["next"]:
+            victim.kill()
+            stack.note(f"victim SIGKILLed ({final}/{jobs} final)")
+            victim.start(timeout=60)
+            state["done"] += 1
+            state["next"] = elapsed + 6.0
+
+    wall = stack.wait_final(ids, timeout, tick)
+    fig = stack.measure(
+        "mixed_apis",
+        "v3 and v4 endpoints: 20% HTML 500, 10% slow (4 s > 3 s timeout), 5% code 1005, "
+        f"5% malformed JSON; downloads: 20% HTML 500; worker SIGKILL x{kills}",
+        f"{jobs} jobs (2/5 v3 create, 2/5 v4 create, 1/5 v4 clone of {SAMPLES} samples), "
+        "2 workers x 2 processes",
+        ids,
+        wall,
+    )
+    r = stack.client()
+    apis: Counter[str] = Counter()
+    credits, ambiguous_clones = 0.0, 0
+    for job_id in ids:
+        h: dict[str, str] = r.hgetall(f"{PREFIX}:job:{job_id}")  # type: ignore[assignment]
+        apis[json.loads(h["request"]).get("api", "v3") if h else "?"] += 1
+        credits += float(h.get("credits") or 0)
+        events = r.lrange(f"{PREFIX}:events:{job_id}", 0, -1)
+        ambiguous_clones += sum(1 for e in events if '"clone_ambiguous"' in str(e))
+    r.close()
+    stats = stack.sandbox.stats()
+    clones: dict[str, int] = stats["clones_by_source"]
+    extra_clones = sum(n - 1 for n in clones.values())
+    fig.notes += [
+        f"jobs by api: {dict(apis)}",
+        f"samples cloned: {len(clones)} of {SAMPLES}; extra clones: {extra_clones}; "
+        f"ambiguous clone attempts: {ambiguous_clones}",
+        f"credits on the job records: {round(credits, 4)}; charged by the sandbox: "
+        f"{stats['credits']}",
+    ]
+    return fig, {
+        "apis": dict(apis),
+        "samples": len(clones),
+        "extra_clones": extra_clones,
+        "ambiguous_clones": ambiguous_clones,
+        "credits_recorded": round(credits, 4),
+        "credits_charged": float(stats["credits"]),
+    }

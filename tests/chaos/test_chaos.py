@@ -94,6 +94,21 @@ def test_akool_faults(stack: Stack) -> None:
 
 
 @pytest.mark.timeout(600)
+def test_mixed_apis(stack: Stack) -> None:
+    """v3 and v4 (VoiceLab) jobs, v4 clone-then-speak among them, under one load with the
+    fault mix on both APIs and a worker SIGKILLed: nothing lost, nothing paid twice beyond the
+    ambiguous submits, each sample cloned once unless a clone's answer was lost."""
+    fig, seen = scenarios.mixed_apis(stack, JOBS, kills=3, timeout=TIMEOUT)
+    check(fig)
+    assert fig.succeeded == JOBS, fig.failure_codes
+    assert set(seen["apis"]) == {"v3", "v4"}, seen
+    assert seen["samples"] == scenarios.SAMPLES, seen
+    assert seen["extra_clones"] <= seen["ambiguous_clones"], (seen, fig.notes)
+    # Every credit Akool charged is on a job record, less what orphaned submits cost.
+    assert seen["credits_recorded"] <= seen["credits_charged"] + 1e-6, seen
+
+
+@pytest.mark.timeout(600)
 def test_object_store(stack: Stack) -> None:
     """Results on S3 under a steady load: S3 refused, back, gone again mid-upload, a worker
     SIGKILLed mid-upload and while jobs wait in `storing`. Nothing lost, nothing failed (the

@@ -1,4 +1,5 @@
-"""``AkoolClient``: the Akool Audio API v3, validated, authenticated and honest about retries.
+"""``AkoolClient``: the Akool Audio API v3, validated, authenticated and honest about retries;
+its ``v4`` attribute speaks VoiceLab (v4) with the same rules (worker/akool/v4client.py).
 
 Safe calls (voice list, detail, getToken) are retried here up to ``get_retries`` times, only for
 retryable errors, with ``worker.backoff.backoff``. create and clone are sent exactly once: a
@@ -22,6 +23,8 @@ import worker.akool.validation as validation
 from worker.akool.auth import Credentials, MemoryTokenCache, TokenCache
 from worker.akool.http import AkoolHTTP
 from worker.akool.models import VOICE_SOURCES, AudioJob, Voice, parse_job, parse_voices
+from worker.akool.v4client import VoiceLab
+from worker.akool.v4options import plan_name
 from worker.backoff import backoff
 from worker.netaddr import is_loopback_host
 
@@ -66,6 +69,7 @@ class AkoolClient:
         max_words: int = validation.MAX_WORDS,
         sleep: Callable[[float], None] = time.sleep,
         webhook_allow_hosts: Collection[str] = (),
+        plan: str = "pro",
     ) -> None:
         self._creds = Credentials.build(api_key, client_id, client_secret)
         parts = urlsplit(base_url) if isinstance(base_url, str) else None
@@ -77,6 +81,10 @@ class AkoolClient:
             raise errors.ConfigurationError("connect_timeout and read_timeout must be > 0")
         if get_retries < 0 or max_words < 1:
             raise errors.ConfigurationError("get_retries must be >= 0 and max_words >= 1")
+        try:
+            self.plan = plan_name(plan)  # VoiceLab's per-request character limit
+        except ValueError as exc:
+            raise errors.ConfigurationError(f"AKOOL_PLAN {exc}") from None
         self.base_url = base_url.rstrip("/")
         self.get_retries = get_retries
         self.max_words = max_words
@@ -95,6 +103,7 @@ class AkoolClient:
             read_timeout=read_timeout,
             session=session,
         )
+        self.v4 = VoiceLab(self)
 
     def __repr__(self) -> str:
         return f"AkoolClient({self.base_url!r}, auth={self._creds.mode!r})"
@@ -121,7 +130,7 @@ class AkoolClient:
         if source is not None and (isinstance(source, bool) or source not in VOICE_SOURCES):
             raise errors.ValidationError("source", f"must be 3, 4 or None, got {source!r:.40}")
         params = None if source is None else {"from": source}
-        envelope = self._call("GET", VOICES_PATH, params=params, safe=True)
+        envelope = self.call("GET", VOICES_PATH, params=params, safe=True)
         return parse_voices(envelope.get("data"), endpoint=f"GET {VOICES_PATH}")
 
     def create_audio(
@@ -137,7 +146,7 @@ class AkoolClient:
             "voice_id": validation.validate_voice_id(voice_id),
             "rate": validation.validate_rate(rate),
         }
-        self._add_url(body, "webhookUrl", "webhook_url", webhook_url)
+        self.add_url(body, "webhookUrl", "webhook_url", webhook_url)
         return self._submit(CREATE_PATH, body)
 
     def clone_audio(
@@ -161,8 +170,8 @@ class AkoolClient:
             raise errors.ValidationError("voice_url", "give exactly one of voice_url or voice_id")
         if voice_id is not None:
             body["voice_id"] = validation.validate_voice_id(voice_id)
-        self._add_url(body, "voice_url", "voice_url", voice_url)
-        self._add_url(body, "webhookUrl", "webhook_url", webhook_url)
+        self.add_url(body, "voice_url", "voice_url", voice_url)
+        self.add_url(body, "webhookUrl", "webhook_url", webhook_url)
         return self._submit(CLONE_PATH, body)
 
     def get_audio(self, audio_model_id: str) -> AudioJob:
@@ -175,7 +184,7 @@ class AkoolClient:
             raise errors.ValidationError(
                 "audio_model_id", "must be at most 128 ASCII characters (an Akool _id)"
             )
-        envelope = self._call(
+        envelope = self.call(
             "GET", DETAIL_PATH, params={"audio_model_id": audio_model_id}, safe=True
         )
         return parse_job(envelope.get("data"), endpoint=f"GET {DETAIL_PATH}")
@@ -211,15 +220,16 @@ class AkoolClient:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _add_url(self, body: dict[str, Any], key: str, field: str, url: str | None) -> None:
+    def add_url(self, body: dict[str, Any], key: str, field: str, url: str | None) -> None:
+        """Put ``url`` in ``body[key]`` once it is a URL we may send (``field`` names it)."""
         if url is not None:
             body[key] = validation.validate_http_url(field, url, allow_hosts=self._allow_hosts)
 
     def _submit(self, path: str, body: Mapping[str, Any]) -> AudioJob:
-        envelope = self._call("POST", path, body=body, safe=False)
+        envelope = self.call("POST", path, body=body, safe=False)
         return parse_job(envelope.get("data"), endpoint=f"POST {path}")
 
-    def _call(
+    def call(
         self,
         method: str,
         path: str,
@@ -228,6 +238,7 @@ class AkoolClient:
         body: Mapping[str, Any] | None = None,
         safe: bool,
     ) -> dict[str, Any]:
+        """One authenticated call; a ``safe`` one is retried within ``get_retries``."""
         return self._retrying(lambda: self._authed(method, path, params, body), safe=safe)
 
     def _retrying(self, send: Callable[[], dict[str, Any]], *, safe: bool) -> dict[str, Any]:

@@ -39,21 +39,27 @@ class AudioStatus(IntEnum):
 
 @dataclass(frozen=True)
 class AudioJob:
-    """An audio record from create, clone or detail.
+    """An audio record from create, clone or detail (v3), or from tts or resource detail (v4).
 
-    ``id`` is Akool's ``_id`` (the ``audio_model_id`` to poll). ``url`` is the MP3 (valid for
-    7 days) once COMPLETED; ``raw`` is the whole record, for logs (FAILED has no documented reason).
+    ``id`` is Akool's ``_id`` (the ``audio_model_id`` to poll; v4's resource id). ``url`` is the
+    audio (valid for 7 days) once COMPLETED: v3's ``url``, v4's ``preview``. ``raw`` is the whole
+    record, for logs (FAILED has no documented reason). v4 only: ``credits`` is the record's
+    ``deduction_credit`` and ``duration_ms`` its ``duration`` (milliseconds; 0 until done).
     """
 
     id: str
     status: AudioStatus
     url: str | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    credits: float | None = None
+    duration_ms: int | None = None
 
 
 @dataclass(frozen=True)
 class Voice:
-    """One entry of the voice list; ``source`` is 3 (official) or 4 (user-made)."""
+    """One entry of the voice list; ``source`` is 3 (official) or 4 (user-made), for v4 voices
+    too (v4's ``type`` 2 and 1). v4 only: ``model`` (``voice_model_name``) and ``doc_id`` (the
+    voice's ``_id``)."""
 
     voice_id: str
     name: str | None
@@ -63,6 +69,9 @@ class Voice:
     description: str | None
     preview: str | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    api: str = "v3"
+    model: str | None = None
+    doc_id: str | None = None
 
 
 def parse_int(value: Any) -> int | None:

@@ -1,7 +1,9 @@
 """Enqueue a file of requests (CSV or JSONL), show live progress, and summarise the outcome.
 
 Job ids default to ``<file digest>-<line>``, so running the same file again attaches to the
-same jobs instead of paying for them twice.
+same jobs instead of paying for them twice. A line's ``api`` (``v3`` or ``v4``) picks Akool's
+API for that job; v4's object options (``voice_options``, ``extra_options``,
+``clone_options``) are JSON objects in a JSONL line and JSON text in a CSV cell.
 """
 
 from __future__ import annotations
@@ -34,7 +36,15 @@ _FIELDS = (
     "notify_url",
     "notify_task",
     "notify_queue",
+    "api",
+    "source_voice_file",
+    "voice_model_name",
+    "language_code",
+    "voice_options",
+    "extra_options",
+    "clone_options",
 )
+_OBJECTS = ("voice_options", "extra_options", "clone_options")
 
 
 class BatchFileError(ValueError):
@@ -61,13 +71,20 @@ def load(path: Path) -> list[BatchItem]:
         raise BatchFileError(f"{path}: use a .csv or .jsonl file")
     items = []
     for line, row in rows:
-        kind = str(row.pop("kind", "") or ("clone" if row.get("voice_url") else "create"))
+        sample = row.get("voice_url") or row.get("source_voice_file")
+        kind = str(row.pop("kind", "") or ("clone" if sample else "create"))
         if kind not in ("create", "clone"):
             raise BatchFileError(f"{path}:{line}: kind must be create or clone, got {kind!r}")
         unknown = set(row) - set(_FIELDS)
         if unknown:
             raise BatchFileError(f"{path}:{line}: unknown column(s) {', '.join(sorted(unknown))}")
         kwargs = {k: v for k, v in row.items() if v not in (None, "")}
+        for name in _OBJECTS:
+            if isinstance(kwargs.get(name), str):  # a CSV cell
+                try:
+                    kwargs[name] = json.loads(kwargs[name])
+                except json.JSONDecodeError as exc:
+                    raise BatchFileError(f"{path}:{line}: {name} is not JSON ({exc.msg})") from None
         kwargs.setdefault("job_id", f"batch-{digest}-{line}")
         items.append(BatchItem(line, f"audio.{kind}", kwargs))
     if not items:

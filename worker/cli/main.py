@@ -41,34 +41,42 @@ def cmd_voices(args: argparse.Namespace) -> int:
 
     s = get_settings()
     s.require_credentials()
-    cached = None if args.refresh else _cached_voices()
+    api = args.api or s.akool_api_version
+    cached = None if args.refresh else _cached_voices(api)
     if cached is not None:
         voices, age = cached
-        print(f"(from the voice cache, refreshed {age:.0f} s ago)", file=sys.stderr)
+        print(f"(from the {api} voice cache, refreshed {age:.0f} s ago)", file=sys.stderr)
         if args.source is not None:
             voices = [v for v in voices if v.source == args.source]
         return _show_voices(voices, args.json)
     # The fleet's token cache when Redis answers; without Redis the command still asks Akool.
     client = akool_client(s, reachable_redis(s), get_retries=2)
+    if api == "v4":  # v4's type 2 (Akool's) and 1 (yours) are v3's from 3 and 4
+        v4_type = None if args.source is None else {3: 2, 4: 1}[args.source]
+        return _show_voices(client.v4.list_voices(v4_type), args.json)
     return _show_voices(client.list_voices(args.source), args.json)
 
 
-def _cached_voices() -> tuple[list[Any], float] | None:
+def _cached_voices(api: str = "v3") -> tuple[list[Any], float] | None:
     """The voice list from Redis when beat keeps it fresh; None without Redis or a fresh cache."""
     import redis
 
     from config.settings import get_settings
     from worker.akool.models import parse_voices
+    from worker.akool.v4models import voice_from_cache
     from worker.fleet.voicecache import VoiceCache
     from worker.services import redis_client
 
     s = get_settings()
     try:
-        cached = VoiceCache(redis_client(s), s).load() if s.voice_cache_ttl > 0 else None
+        cached = VoiceCache(redis_client(s), s).load(api) if s.voice_cache_ttl > 0 else None
     except redis.RedisError:
         return None
     if cached is None:
         return None
+    if api == "v4":
+        voices = [v for v in map(voice_from_cache, cached.voices) if v is not None]
+        return voices, cached.age
     return parse_voices(cached.voices, endpoint="voice cache"), cached.age
 
 
@@ -77,8 +85,24 @@ def _show_voices(voices: list[Any], as_json: bool) -> int:
         _print([dict(v.raw) for v in voices])
     else:
         for v in voices:
-            print(f"{v.voice_id:24} {v.source}  {v.name:16} {v.gender or '':8} {v.accent or ''}")
+            detail = v.model if v.api == "v4" else v.accent
+            print(
+                f"{v.voice_id:24} {v.source}  {v.name or '':16} {v.gender or '':8} {detail or ''}"
+            )
     return EXIT_OK
+
+
+def _json_option(name: str, raw: str | None) -> Any:
+    """A JSON object given on the command line (``--voice-options '{"speed": 0.9}'``)."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"error: {name} is not JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"error: {name} must be a JSON object")
+    return value
 
 
 def _enqueue(kind: str, args: argparse.Namespace) -> int:
@@ -93,6 +117,12 @@ def _enqueue(kind: str, args: argparse.Namespace) -> int:
         "rate": args.rate,
         "job_id": args.job_id,
         "notify_url": args.notify_url,
+        "api": args.api,
+        "voice_options": _json_option("--voice-options", args.voice_options),
+        "language_code": args.language_code,
+        "extra_options": _json_option("--extra-options", args.extra_options),
+        "voice_model_name": getattr(args, "voice_model_name", None),
+        "clone_options": _json_option("--clone-options", getattr(args, "clone_options", None)),
     }
     result = app.send_task(
         f"audio.{kind}", kwargs={k: v for k, v in kwargs.items() if v is not None}
@@ -277,7 +307,24 @@ def _lazy(module: str, name: str) -> Any:
 
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", required=True, help="the text to speak (at most 5000 words)")
-    p.add_argument("--rate", default="100%", help='speaking rate, "1%%" to "100%%"')
+    p.add_argument(
+        "--api",
+        choices=("v3", "v4"),
+        help="Akool's API for this job: v3 (Audio) or v4 (VoiceLab); AKOOL_API_VERSION if omitted",
+    )
+    p.add_argument("--rate", help='v3 speaking rate, "1%%" to "100%%" (default 100%%)')
+    p.add_argument(
+        "--voice-options",
+        metavar="JSON",
+        help='v4: e.g. \'{"speed": 0.9, "emotion": "happy"}\' (speed 0.7-1.2, stability, '
+        "similarity_boost, style, speaker_boost, emotion, volume)",
+    )
+    p.add_argument("--language-code", help="v4: an ISO 639 code such as zh or pt")
+    p.add_argument(
+        "--extra-options",
+        metavar="JSON",
+        help='v4: e.g. \'{"audio_setting": {"format": "wav", "sample_rate": 44100}}\'',
+    )
     p.add_argument("--job-id", help="idempotency key: the same id never submits twice")
     p.add_argument("--notify-url", help="POST the final summary here (signed)")
     p.add_argument("--wait", action="store_true", help="wait for the final summary")
@@ -307,6 +354,11 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--refresh", action="store_true", help="ask Akool even when the voice cache is fresh"
     )
+    v.add_argument(
+        "--api",
+        choices=("v3", "v4"),
+        help="v3 (Audio) or v4 (VoiceLab, read page by page); AKOOL_API_VERSION if omitted",
+    )
     v.set_defaults(func=cmd_voices)
 
     c = sub.add_parser("create", help="enqueue audio.create; prints the job id")
@@ -316,8 +368,10 @@ def parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("clone", help="enqueue audio.clone; prints the job id")
     g = k.add_mutually_exclusive_group(required=True)
-    g.add_argument("--voice-url")
+    g.add_argument("--voice-url", help="the sample to clone (v4: its source_voice_file)")
     g.add_argument("--voice-id")
+    k.add_argument("--voice-model-name", help='v4: the clone\'s model, "Akool Multilingual 1"')
+    k.add_argument("--clone-options", metavar="JSON", help="v4: the clone's voice_options")
     _job_options(k)
     k.set_defaults(func=cmd_clone)
 

@@ -2,8 +2,10 @@
 
 A private redis-server on a free loopback port, the sandbox in this process, one
 ``celery worker`` process, the web service (the dashboard) on a free port of 127.0.0.1, and
-``batch`` on the bundled sample of 20 requests. The dashboard's address and a token made for this
-run (printed once, never written anywhere) stay on screen while the batch runs;
+``batch`` on the bundled sample of 20 requests, Akool's Audio API (v3) and VoiceLab (v4) side by
+side (v4 creates, and two v4 clones of one sample: one voice cloned, then reused). The dashboard's
+address and a token made for this run (printed once, never written anywhere) stay on screen
+while the batch runs;
 ``keep_running`` (``akool-audio demo --keep-running``) leaves it all up afterwards, until Ctrl-C.
 """
 
@@ -150,10 +152,16 @@ def _batch(path: Path, sandbox_stats: Callable[[], dict[str, Any]]) -> int:
     stats = sandbox_stats()
     expected = {i.kwargs["job_id"] for i in items if "[[fail]]" in i.kwargs["input_text"]}
     failed = {j.job_id for j in outcome.failed}
+    v4 = [i for i in items if i.kwargs.get("api") == "v4"]
+    v4_clones = sum(1 for i in v4 if i.task == "audio.clone")
+    credits = sum(j.credits or 0.0 for j in outcome.records if j.api == "v4")
+    polls = stats["requests"]["detail"] + stats["requests"].get("v4_detail", 0)
     print(
         f"\n{len(outcome.records) - len(failed)} succeeded, {len(failed)} failed "
         f"({len(expected)} on purpose); the sandbox saw {stats['submissions']} submissions "
-        f"and {stats['requests']['detail']} polls for {len(items)} requests."
+        f"and {polls} polls for {len(items)} requests ({len(v4)} of them VoiceLab v4, "
+        f"{credits:.4f} credits; {v4_clones} v4 clone jobs needed {stats.get('clones', 0)} "
+        "cloned voice)."
     )
     ok = outcome.finished and not outcome.missing and failed == expected
     if not ok:

@@ -36,6 +36,7 @@ import redis
 from config import redisconn
 from config.settings import SettingsError, get_settings
 from worker.akool import http as akool_http
+from worker.akool import v4client
 from worker.akool.client import CLONE_PATH, CREATE_PATH, DETAIL_PATH, TOKEN_PATH, VOICES_PATH
 from worker.jobs import Job, JobState
 
@@ -51,6 +52,14 @@ ENDPOINTS = {
     DETAIL_PATH: "detail",
     VOICES_PATH: "voices",
     TOKEN_PATH: "token",
+    v4client.TTS_PATH: "v4_tts",
+    v4client.CLONE_PATH: "v4_clone",
+    v4client.VOICE_LIST_PATH: "v4_voices",
+}
+#: v4 paths that end in an id: by prefix.
+ENDPOINT_PREFIXES = {
+    v4client.RESOURCE_DETAIL_PATH: "v4_detail",
+    v4client.VOICE_DETAIL_PATH: "v4_voice_detail",
 }
 SUCCESS_CODE = str(akool_http.SUCCESS)
 RATELIMIT_WAITS = "ratelimit:waits"
@@ -85,8 +94,11 @@ def akool_field(endpoint: str, code: str) -> str:
 
 
 def endpoint_of(path: str) -> str:
-    """The short name of an Akool path (create, clone, detail, voices, token), else "other"."""
-    return ENDPOINTS.get(path, "other")
+    """The short name of an Akool path (create, clone, detail, voices, token; v4_tts,
+    v4_detail, v4_clone, v4_voices, v4_voice_detail), else "other"."""
+    if path in ENDPOINTS:
+        return ENDPOINTS[path]
+    return next((n for p, n in ENDPOINT_PREFIXES.items() if path.startswith(p)), "other")
 
 
 def webhook_outcome(status: int, message: str) -> str:

@@ -1,28 +1,38 @@
-"""Akool's voice list kept in Redis: refreshed by beat, read by ``akool-audio voices`` and used to
-refuse an unknown ``voice_id`` before anything is sent to Akool.
+"""Akool's voice lists kept in Redis: refreshed by beat, read by ``akool-audio voices`` and used to
+refuse an unknown ``voice_id`` (and, for VoiceLab, an option the voice's model does not support)
+before anything is sent to Akool.
 
-Three keys, replaced together in one transaction and all expiring after ``VOICE_CACHE_TTL``: the
-raw list (JSON), the set of ids, and the time of the refresh. No key means no fresh cache, and
-then nothing is refused: Akool remains the judge. A voice made at Akool after the last refresh
-would look unknown, so a miss triggers one refresh in line (at most once a minute per fleet)
-before the request is refused.
+One set of keys per API, replaced together in one transaction and all expiring after
+``VOICE_CACHE_TTL``: the raw list (JSON), the set of ids, the time of the refresh and, for v4,
+each voice's model (``voice_model_name``). v3's keys are ``voices:list|ids|fetched_at`` as they
+always were; v4's are ``voices:v4:list|ids|models|fetched_at``. No key means no fresh cache for
+that API, and then nothing is refused: Akool remains the judge. A voice made at Akool after the
+last refresh would look unknown, so a miss triggers one refresh of that API in line (at most once
+a minute per fleet) before the request is refused.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
 from config.settings import Settings
-from worker.akool import AkoolClient
+from worker.akool import AkoolClient, Voice
 from worker.akool import errors as akool_errors
+from worker.akool.v4options import MODELS_OF, model_number, unsupported_options
 from worker.fleet.ratelimit import RateLimiter
+from worker.jobs.request import AudioRequest
+
+log = logging.getLogger(__name__)
 
 MISS_REFRESH_GAP = 60.0
+APIS = ("v3", "v4")
 
 
 @dataclass(frozen=True)
@@ -35,84 +45,182 @@ class Cached:
         return max(0.0, time.time() - self.fetched_at)
 
 
+@dataclass(frozen=True)
+class _Keys:
+    list: str
+    ids: str
+    at: str
+    models: str
+    miss: str
+
+
 class VoiceCache:
     def __init__(self, r: redis.Redis, settings: Settings) -> None:
         self.r = r
         self.ttl = settings.voice_cache_ttl
-        self.list_key = settings.key("voices", "list")
-        self.ids_key = settings.key("voices", "ids")
-        self.at_key = settings.key("voices", "fetched_at")
-        self.miss_key = settings.key("voices", "miss-refresh")
+        v3 = _Keys(
+            settings.key("voices", "list"),
+            settings.key("voices", "ids"),
+            settings.key("voices", "fetched_at"),
+            settings.key("voices", "models"),
+            settings.key("voices", "miss-refresh"),
+        )
+        v4 = _Keys(*(settings.key("voices", "v4", part) for part in v3.__dict__))
+        self._keys = {"v3": v3, "v4": v4}
+        # v3's names, as other modules and tests know them
+        self.list_key, self.ids_key, self.at_key, self.miss_key = v3.list, v3.ids, v3.at, v3.miss
 
     @property
     def enabled(self) -> bool:
         return self.ttl > 0
 
-    def store(self, voices: list[dict[str, Any]]) -> None:
+    def store(self, voices: list[dict[str, Any]], api: str = "v3") -> None:
+        """Replace ``api``'s list; a v4 record's ``voice_model_name`` is kept per voice."""
         if not self.enabled:
             return
+        keys = self._keys[api]
         ttl_ms = int(self.ttl * 1000)
         ids = [str(v["voice_id"]) for v in voices if v.get("voice_id")]
-        tmp = f"{self.ids_key}:tmp:{time.time_ns()}"
+        models = {
+            str(v["voice_id"]): str(v["voice_model_name"])
+            for v in voices
+            if v.get("voice_id") and isinstance(v.get("voice_model_name"), str)
+        }
+        stamp = time.time_ns()
         with self.r.pipeline(transaction=True) as pipe:
-            if ids:
-                pipe.sadd(tmp, *ids)
-                pipe.rename(tmp, self.ids_key)
-            else:
-                pipe.delete(self.ids_key)
-            pipe.set(self.list_key, json.dumps(voices), px=ttl_ms)
-            pipe.set(self.at_key, time.time(), px=ttl_ms)
-            if ids:
-                pipe.pexpire(self.ids_key, ttl_ms)
+            for key, fill in ((keys.ids, ids), (keys.models, models)):
+                tmp = f"{key}:tmp:{stamp}"
+                if fill:
+                    if isinstance(fill, dict):
+                        pipe.hset(tmp, mapping=cast(Any, fill))
+                    else:
+                        pipe.sadd(tmp, *fill)
+                    pipe.rename(tmp, key)
+                    pipe.pexpire(key, ttl_ms)
+                else:
+                    pipe.delete(key)
+            pipe.set(keys.list, json.dumps(voices), px=ttl_ms)
+            pipe.set(keys.at, time.time(), px=ttl_ms)
             pipe.execute()
 
-    def load(self) -> Cached | None:
-        """The cached list if it is fresh, else None."""
-        raw, at = cast(list[Any], self.r.mget([self.list_key, self.at_key]))
+    def load(self, api: str = "v3") -> Cached | None:
+        """``api``'s cached list if it is fresh, else None."""
+        keys = self._keys[api]
+        raw, at = cast(list[Any], self.r.mget([keys.list, keys.at]))
         if raw is None or at is None:
             return None
         return Cached(json.loads(raw), float(at))
 
-    def knows(self, voice_id: str) -> bool | None:
-        """True/False when the cache is fresh, None when there is no fresh cache."""
-        if not self.enabled or not self.r.exists(self.at_key):
+    def knows(self, voice_id: str, api: str = "v3") -> bool | None:
+        """True/False when ``api``'s cache is fresh, None when there is no fresh cache."""
+        keys = self._keys[api]
+        if not self.enabled or not self.r.exists(keys.at):
             return None
-        return bool(self.r.sismember(self.ids_key, voice_id))
+        return bool(self.r.sismember(keys.ids, voice_id))
 
-    def may_refresh_on_miss(self) -> bool:
-        return bool(self.r.set(self.miss_key, 1, nx=True, px=int(MISS_REFRESH_GAP * 1000)))
+    def model_of(self, voice_id: str) -> str | None:
+        """A v4 voice's model (e.g. "Akool Multilingual 3"); None when it is not known."""
+        if not self.enabled:
+            return None
+        model = self.r.hget(self._keys["v4"].models, voice_id)
+        return None if model is None else str(model)
+
+    def may_refresh_on_miss(self, api: str = "v3") -> bool:
+        key = self._keys[api].miss
+        return bool(self.r.set(key, 1, nx=True, px=int(MISS_REFRESH_GAP * 1000)))
 
 
-def refresh(cache: VoiceCache, client: AkoolClient, limiter: RateLimiter) -> tuple[int, float]:
-    """Fetch both voice sources and store them: (voices stored, 0), or (0, seconds to wait) when
-    the fleet's shared rate limit says not now."""
-    wait, _ = limiter.reserve(max_wait=0)
-    if wait <= 0:
-        wait = limiter.pace()
-    if wait > 0:
-        return 0, float(wait)
-    voices = client.list_voices(None)
-    cache.store([dict(v.raw) for v in voices])
-    return len(voices), 0.0
+def _fetch(client: AkoolClient, api: str) -> list[Voice]:
+    return client.list_voices(None) if api == "v3" else client.v4.list_voices(None)
+
+
+def refresh(
+    cache: VoiceCache,
+    client: AkoolClient,
+    limiter: RateLimiter,
+    apis: Sequence[str] = APIS,
+) -> tuple[dict[str, int], float]:
+    """Fetch each API's voices (v3: both sources; v4: both types, page by page) and store
+    them: ({api: voices stored}, 0), or ({}, seconds to wait) when the fleet's shared rate
+    limit says not
+    now. One token of the shared rate limit per API (a v4 list of several pages takes one). An
+    API whose list fails leaves its cache as it was; its error is raised once the others are
+    stored."""
+    stored: dict[str, int] = {}
+    failed = None
+    for api in apis:
+        wait, _ = limiter.reserve(max_wait=0)
+        if wait <= 0:
+            wait = limiter.pace()
+        if wait > 0:  # come back for all of them (what was stored stays stored)
+            return {}, float(wait)
+        try:
+            voices = _fetch(client, api)
+        except akool_errors.AkoolError as exc:
+            log.warning("could not refresh the %s voice list: %s", api, exc)
+            failed = failed or exc
+            continue
+        cache.store([dict(v.raw) for v in voices], api)
+        stored[api] = len(voices)
+    if failed is not None:
+        raise failed
+    return stored, 0.0
 
 
 def check_voice(
-    cache: VoiceCache, client: AkoolClient, limiter: RateLimiter, voice_id: str
+    cache: VoiceCache,
+    client: AkoolClient,
+    limiter: RateLimiter,
+    voice_id: str,
+    api: str = "v3",
 ) -> str | None:
-    """An error message if ``voice_id`` is certainly unknown, else None."""
-    known = cache.knows(voice_id)
+    """An error message if ``voice_id`` is certainly unknown to ``api``, else None."""
+    known = cache.knows(voice_id, api)
     if known is None or known:
         return None
-    if cache.may_refresh_on_miss():
+    if cache.may_refresh_on_miss(api):
         try:
-            _, wait = refresh(cache, client, limiter)
+            _, wait = refresh(cache, client, limiter, (api,))
         except akool_errors.AkoolError:
             return None  # cannot tell: let Akool decide
-        if wait > 0 or cache.knows(voice_id) is not False:
+        if wait > 0 or cache.knows(voice_id, api) is not False:
             return None
-    cached = cache.load()
+    cached = cache.load(api)
     age = f"{cached.age:.0f} s ago" if cached else "recently"
+    flag = "" if api == "v3" else " --api v4"
     return (
-        f"unknown voice_id {voice_id!r}: it is not in Akool's voice list (refreshed {age}); "
-        "`akool-audio voices` lists the voices"
+        f"unknown voice_id {voice_id!r}: it is not in Akool's {api} voice list (refreshed "
+        f"{age}); `akool-audio voices{flag}` lists the voices"
     )
+
+
+def options_problem(cache: VoiceCache, request: AudioRequest) -> tuple[str, str] | None:
+    """(field, message) for the first v4 option the voice's model does not support, when the
+    voice cache knows the model; else None (Akool remains the judge)."""
+    if request.api != "v4" or not request.voice_id:
+        return None
+    model = cache.model_of(request.voice_id)
+    unsupported = unsupported_options(
+        model, request.voice_options, request.language_code, request.extra_options
+    )
+    if not unsupported:
+        return None
+    name = unsupported[0]
+    models = ", ".join(str(n) for n in sorted(MODELS_OF[name]))
+    return name, (
+        f"{name}: voice {request.voice_id!r} is an {model} voice (model "
+        f"{model_number(model)}), which does not support {name} (models {models} do)"
+    )
+
+
+def request_problem(
+    cache: VoiceCache, client: AkoolClient, limiter: RateLimiter, request: AudioRequest
+) -> tuple[str, str] | None:
+    """(field, message) when the voice cache proves the request cannot work: an unknown
+    ``voice_id`` for the job's API, or a v4 option its voice's model lacks."""
+    if not request.voice_id:
+        return None
+    problem = check_voice(cache, client, limiter, request.voice_id, request.api)
+    if problem:
+        return "voice_id", problem
+    return options_problem(cache, request)

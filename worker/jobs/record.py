@@ -134,6 +134,17 @@ class Job:
     attempt: int = 1  # 1 for the first run, N+1 after N retries
     attempts: tuple[dict[str, Any], ...] = ()  # the earlier attempts, oldest first
     cancel_requested_at: float | None = None
+    credits: float | None = None  # v4: Akool's deduction_credit, charged at submit
+    #: v4 clone-then-speak: ``cloning`` while the voice is made, ``speaking`` once it is ready
+    stage: str | None = None
+    voice_doc_id: str | None = None  # v4 clone: the cloned voice's document _id
+    cloned_voice_id: str | None = None  # v4 clone: the voice_id it speaks with
+    voice_polls: int = 0  # v4 clone: detail calls on the cloned voice
+
+    @property
+    def api(self) -> str:
+        """``v3`` or ``v4`` (a record without ``api`` in its request is a v3 job)."""
+        return str(self.request.get("api") or "v3")
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -179,6 +190,11 @@ class Job:
             attempt=int(h.get("attempt", 1)),
             attempts=tuple(json.loads(h["attempts"])) if h.get("attempts") else (),
             cancel_requested_at=_opt_f(h, "cancel_requested_at"),
+            credits=_opt_f(h, "credits"),
+            stage=_opt_s(h, "stage"),
+            voice_doc_id=_opt_s(h, "voice_doc_id"),
+            cloned_voice_id=_opt_s(h, "cloned_voice_id"),
+            voice_polls=int(h.get("voice_polls", 0)),
         )
 
     def summary(self, download_url: str | None = None) -> dict[str, Any]:
@@ -199,6 +215,9 @@ class Job:
             "bytes": self.bytes,
             "error": error,
             "attempt": self.attempt,
+            "api": self.api,
+            # v4 reports what a job cost (null for v3, which reports nothing)
+            "credits": self.credits if self.api == "v4" else None,
         }
 
 

@@ -182,10 +182,17 @@ class JobStore:
         )
 
     def record_submitted(
-        self, job_id: str, akool_id: str, status: AudioStatus, url: str | None, next_due: float
+        self,
+        job_id: str,
+        akool_id: str,
+        status: AudioStatus,
+        url: str | None,
+        next_due: float,
+        credits: float | None = None,
     ) -> bool:
         """True when the job is now submitted; False when it ended meanwhile (or was
-        cancelled: the Akool id is kept on the record either way)."""
+        cancelled: the Akool id is kept on the record either way). ``credits`` (v4's
+        ``deduction_credit``) is added to the record in every case: Akool charged them."""
         return bool(
             self._submitted(
                 keys=self._keys(job_id, self.akool_key(akool_id)),
@@ -198,6 +205,7 @@ class JobStore:
                     next_due,
                     self._retention,
                     self._retention,
+                    "" if credits is None else repr(float(credits)),
                 ],
             )
         )

@@ -15,7 +15,8 @@ local done = {attempt = attempt, state = st, akool_id = h['akool_id'] or cjson.n
   submitted_at = tonumber(h['submitted_at'] or '') or cjson.null,
   completed_at = tonumber(h['completed_at'] or '') or cjson.null,
   polls = tonumber(h['polls'] or '0'), submit_attempts = tonumber(h['submit_attempts'] or '0'),
-  ambiguous_submits = tonumber(h['ambiguous_submits'] or '0')}
+  ambiguous_submits = tonumber(h['ambiguous_submits'] or '0'),
+  credits = tonumber(h['credits'] or '') or cjson.null}
 local attempts = {}
 if h['attempts'] then attempts = cjson.decode(h['attempts']) end
 attempts[#attempts + 1] = done
@@ -23,7 +24,8 @@ redis.call('HDEL', JOB, 'akool_id', 'akool_status', 'audio_url', 'error_code', '
   'completed_at', 'finished_at', 'submitted_at', 'detected_at', 'due_at', 'notify_state',
   'notify_task_state', 'notify_error', 'notify_attempts', 'location', 'file', 'sha256', 'bytes',
   'staged', 'storage_error', 'storage_since', 'storage_attempts', 'orphan_akool_id',
-  'poll_lag_max', 'cancel_requested_at', 'poll_errors')
+  'poll_lag_max', 'cancel_requested_at', 'poll_errors', 'credits', 'stage', 'voice_doc_id',
+  'cloned_voice_id', 'voice_polls')
 redis.call('HSET', JOB, 'attempts', cjson.encode(attempts), 'attempt', attempt + 1,
   'polls', 0, 'transient_errors', 0, 'submit_attempts', 0, 'ambiguous_submits', 0, 'sweeps', 0,
   'submit_inflight', '0', 'submit_lease_until', 0, 'deadline_at', ARGV[3],

@@ -1,8 +1,10 @@
 -- KEYS: job, active, events, index prefix, akool-map  ARGV: job_id, akool_id, status, url,
--- now, next_due, map_ttl, retention_seconds. Returns 1 when the job is now submitted (or, with
--- status 3 and a url in the create answer, downloading).
+-- now, next_due, map_ttl, retention_seconds, credits ('' for none: v3). Returns 1 when the job
+-- is now submitted (or, with status 3 and a url in the create answer, downloading). Credits
+-- Akool charged (v4) are added to the record whatever happens next: they were spent.
 local st = redis.call('HGET', JOB, 'state')
 if not st then return 0 end
+if ARGV[9] and ARGV[9] ~= '' then redis.call('HINCRBYFLOAT', JOB, 'credits', ARGV[9]) end
 if FINAL[st] then
   -- the job was ended (e.g. at its deadline) while this POST was in flight: keep the paid
   -- Akool id for the audit trail, but never bring a final job back to life

@@ -16,7 +16,7 @@ from worker.akool import errors as akool_errors
 from worker.backoff import backoff
 from worker.egress.download import Downloaded, DownloadError, download
 from worker.fleet import counters
-from worker.fleet.voicecache import check_voice
+from worker.fleet.voicecache import request_problem
 from worker.jobs import ErrorCode, Job, JobState, NotifyState
 from worker.jobs.request import (
     AudioRequest,
@@ -25,6 +25,8 @@ from worker.jobs.request import (
     parse_job_id,
     parse_request,
 )
+from worker.pipeline import clonestage
+from worker.pipeline.akoolcodes import AMBIGUOUS, error_code
 from worker.pipeline.schedule import (
     Later,
     error_delay,
@@ -38,28 +40,6 @@ from worker.services import Services
 from worker.storage import ResultStore, StorageError
 
 log = logging.getLogger(__name__)
-
-# The public code of an Akool failure that carries no API code of its own.
-_AKOOL_CODES: dict[type[akool_errors.AkoolError], ErrorCode] = {
-    akool_errors.ConnectTimeout: ErrorCode.CONNECT_TIMEOUT,
-    akool_errors.ConnectionFailed: ErrorCode.CONNECTION_FAILED,
-    akool_errors.ReadTimeout: ErrorCode.READ_TIMEOUT,
-    akool_errors.TransportError: ErrorCode.TRANSPORT_ERROR,
-    akool_errors.HTTPStatusError: ErrorCode.HTTP_STATUS,
-    akool_errors.BadResponse: ErrorCode.BAD_RESPONSE,
-    akool_errors.ConfigurationError: ErrorCode.CONFIGURATION,
-    akool_errors.ValidationError: ErrorCode.VALIDATION,
-}
-
-
-def error_code(exc: akool_errors.AkoolError) -> str:
-    """Akool's own code for an API error (``"1003"``), else ours for the kind of failure."""
-    if exc.code is not None:
-        return str(exc.code)
-    for cls in type(exc).__mro__:
-        if cls in _AKOOL_CODES:
-            return _AKOOL_CODES[cls]
-    return ErrorCode.TRANSPORT_ERROR
 
 
 class Stale(RuntimeError):
@@ -94,9 +74,9 @@ def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tu
     if request.voice_id and svc.jobs.find(job_id) is None:
         # Only for a new job (the cache may change before a retry of this same task), and only
         # when the voice cache is fresh: otherwise Akool remains the judge.
-        problem = check_voice(svc.voices, svc.akool, svc.limiter, request.voice_id)
+        problem = request_problem(svc.voices, svc.akool, svc.limiter, request)
         if problem:
-            raise InvalidRequest("voice_id", problem)
+            raise InvalidRequest(*problem)
     _, owner = svc.jobs.create(job_id, kind, request.to_record(), task_id)
     return job_id, owner == task_id
 
@@ -104,10 +84,28 @@ def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tu
 # --- submit -------------------------------------------------------------------------------
 
 
-def _send(svc: Services, req: AudioRequest) -> AudioJob:
-    webhook = None
+def webhook_url(svc: Services) -> str | None:
+    """Where Akool calls back (the web service's receiver), when it is reachable publicly."""
     if svc.settings.public_base_url:
-        webhook = svc.settings.public_base_url.rstrip("/") + "/akool/webhook"
+        return svc.settings.public_base_url.rstrip("/") + "/akool/webhook"
+    return None
+
+
+def _send(svc: Services, req: AudioRequest, voice_id: str | None = None) -> AudioJob:
+    webhook = webhook_url(svc)
+    if req.api == "v4":
+        # VoiceLab speaks with a voice_id: the request's, or a clone's (``voice_id``).
+        speaker = voice_id or req.voice_id
+        assert speaker is not None
+        return svc.akool.v4.create_tts(
+            req.input_text,
+            speaker,
+            voice_options=req.voice_options,
+            language_code=req.language_code,
+            extra_options=req.extra_options,
+            webhook_url=webhook,
+        )
+    assert req.rate is not None
     if req.kind == "create":
         assert req.voice_id is not None
         return svc.akool.create_audio(req.input_text, req.voice_id, req.rate, webhook)
@@ -120,14 +118,7 @@ def _send(svc: Services, req: AudioRequest) -> AudioJob:
     )
 
 
-# Errors after which Akool may have created the job even though we saw no answer: only a
-# failure to connect, or a definite API error code, proves that nothing was created.
-_AMBIGUOUS = (
-    akool_errors.ReadTimeout,
-    akool_errors.ConnectionFailed,
-    akool_errors.BadResponse,
-    akool_errors.HTTPStatusError,
-)
+_AMBIGUOUS = AMBIGUOUS
 
 
 def submit(svc: Services, job_id: str) -> Later | None:
@@ -137,6 +128,16 @@ def submit(svc: Services, job_id: str) -> Later | None:
     later = wait_for_token(svc, job_id)
     if later is not None:
         return later
+    voice_id = job.cloned_voice_id
+    if clonestage.needs_voice(job):
+        # v4 clone from a sample: first a voice (cloned once per sample), then the speech.
+        got = clonestage.voice_for(svc, job)
+        if got is None or isinstance(got, Later):
+            return got
+        voice_id = got
+        later = wait_for_token(svc, job_id)  # the speech is a call of its own
+        if later is not None:
+            return later
     s = svc.settings
     begun = svc.jobs.begin_submit(job_id, s.akool_connect_timeout + s.akool_read_timeout + 30)
     if begun in ("submitted", "final", "missing"):
@@ -144,12 +145,16 @@ def submit(svc: Services, job_id: str) -> Later | None:
     if begun == "busy":
         return Later(5.0, "another worker is submitting this job")
     try:
-        record = _send(svc, from_record(job.request))
+        record = _send(svc, from_record(job.request), voice_id)
     except akool_errors.AkoolError as exc:
         return _submit_failed(svc, job, exc)
     first_due = time.time() + first_poll_delay(svc, job)
+    if record.credits is not None:
+        counters.credits(record.credits)
     # Done at create (status 3 with a url): the record goes straight to downloading.
-    svc.jobs.record_submitted(job_id, record.id, record.status, record.url, first_due)
+    svc.jobs.record_submitted(
+        job_id, record.id, record.status, record.url, first_due, credits=record.credits
+    )
     if record.status is AudioStatus.FAILED:
         svc.jobs.fail(job_id, ErrorCode.AKOOL_FAILED, _failed_status(record.id))
     return None
@@ -193,7 +198,10 @@ def poll(svc: Services, job_id: str) -> Later | None:
     if later is not None:
         return later
     try:
-        record = svc.akool.get_audio(job.akool_id)
+        if job.api == "v4":
+            record = svc.akool.v4.get_tts(job.akool_id)
+        else:
+            record = svc.akool.get_audio(job.akool_id)
     except akool_errors.AkoolError as exc:
         return _poll_failed(svc, job, exc)
     status = record.status

@@ -75,7 +75,9 @@ SCHEMAS: dict[str, Any] = {
         "required": ["kind", "input_text"],
         "description": (
             "The kwargs of audio.create / audio.clone plus kind; unknown fields are refused. "
-            "create needs voice_id; clone needs voice_url or voice_id. notify_task and "
+            "create needs voice_id; clone needs voice_url or voice_id (v4: source_voice_file, "
+            "the same sample, or voice_id). api picks Akool's API (AKOOL_API_VERSION when "
+            "omitted); the v4 fields need api v4, and rate is v3 only. notify_task and "
             "notify_queue are for Celery callers only and are refused here."
         ),
         "properties": {
@@ -90,6 +92,24 @@ SCHEMAS: dict[str, Any] = {
                 "pattern": _JOB_ID_PATTERN,
             },
             "notify_url": {"type": "string", "format": "uri"},
+            "api": {"enum": ["v3", "v4"], "description": "default AKOOL_API_VERSION"},
+            "voice_options": {
+                "type": "object",
+                "description": "v4: speed 0.7-1.2, stability, similarity_boost, style (0-1), "
+                "speaker_boost, emotion, volume (0-100)",
+            },
+            "language_code": {"type": "string", "description": "v4: ISO 639, e.g. zh"},
+            "extra_options": {
+                "type": "object",
+                "description": "v4: {audio_setting: {format, sample_rate, bitrate, channel}}",
+            },
+            "source_voice_file": {
+                "type": "string",
+                "format": "uri",
+                "description": "v4 clone: the sample to clone a voice from",
+            },
+            "voice_model_name": {"type": "string", "description": "v4 clone: its model"},
+            "clone_options": {"type": "object", "description": "v4 clone: its voice_options"},
         },
     },
     "Accepted": {
@@ -135,6 +155,11 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"code": _NULL_STR, "message": _NULL_STR},
             },
             "attempt": {"type": "integer"},
+            "api": {"enum": ["v3", "v4"]},
+            "credits": {
+                "type": ["number", "null"],
+                "description": "v4: Akool's deduction_credit; null for v3",
+            },
         },
     },
     "JobDetail": {

@@ -3,7 +3,8 @@
 ``WEBHOOK_HOST``/``WEBHOOK_PORT``). It is open: Akool's own signature is its check.
 
 A callback is verified and decrypted (``worker.akool.crypto.open_envelope``: signature over the
-clientId, AES with the client secret), deduplicated per (akool id, status), mapped to our job,
+clientId, AES with the client secret), deduplicated per (akool id, status), mapped to our job
+(v3 or v4: the audio URL is read from ``url``, else from ``preview``; any ``type`` is accepted),
 and on status 3 or 4 the job is completed at once: status 3 is recorded like a poll that saw it
 (the job moves to downloading) and the download and finish are enqueued; status 4 fails the job
 and enqueues the finish. The poll that is still scheduled then finds the job done and stops.
@@ -104,8 +105,11 @@ class Receiver:
             return Answer(404, "unknown akool id")
         if not self.jobs.first_callback(akool_id, status, job_id, SEEN_TTL):
             return Answer(200, "duplicate")
+        # v3 sends the audio in ``url``; VoiceLab (v4) records carry it in ``preview`` and
+        # its callbacks are undocumented: either is accepted, ``url`` first.
+        audio = payload.get("url") or payload.get("preview")
         try:
-            return self._complete(job_id, akool_id, status, payload.get("url"))
+            return self._complete(job_id, akool_id, status, audio)
         except Exception:
             self.jobs.forget_callback(akool_id, status)  # let Akool's retry try again
             raise
