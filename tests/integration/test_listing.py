@@ -124,7 +124,7 @@ def test_each_transition_writes_its_event(store: JobStore) -> None:
     store.record_submitted("t-1", "ak-1", AudioStatus.QUEUEING, None, time.time() + 5)
     store.record_poll("t-1", AudioStatus.PROCESSING, None, time.time() + 5)
     store.record_poll("t-1", AudioStatus.COMPLETED, "https://a.example/x.mp3", time.time())
-    fetched = {"started": time.time(), "bytes": 10, "sha256": "ab" * 32}
+    fetched = {"t": time.time(), "started": time.time() - 0.1, "bytes": 10, "sha256": "ab" * 32}
     assert store.succeed("t-1", "/audio/t-1.mp3", "/audio/t-1.mp3", "ab" * 32, 10, fetched)
     events = store.events("t-1")
     assert [e["type"] for e in events] == [

@@ -36,8 +36,11 @@ EVENTS_MAX = 200
 
 
 def event_json(kind: str, fields: dict[str, Any]) -> str:
-    """One timeline event as stored: ``{"t": now, "type": kind, **fields}``."""
-    return json.dumps({**fields, "t": time.time(), "type": kind}, separators=(",", ":"))
+    """One timeline event as stored: ``{"t": when, "type": kind, **fields}``; ``when`` is
+    ``fields["t"]`` if given (an event that happened before the write that records it), else
+    now. Times have 0.1 ms, as the scripts' events do (Lua's JSON keeps 14 digits)."""
+    when = round(float(fields.get("t", time.time())), 4)
+    return json.dumps({**fields, "t": when, "type": kind}, separators=(",", ":"))
 
 
 class JobStore:

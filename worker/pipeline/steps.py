@@ -304,7 +304,12 @@ def fetch(svc: Services, job_id: str) -> Later | None:
                 return Later(error_delay(svc, errors), f"download failed ({exc}), retrying")
             svc.jobs.fail(job_id, exc.code, str(exc))
             return None
-        fetched = {"started": round(started, 3), "bytes": got.bytes, "sha256": got.sha256}
+        fetched = {
+            "t": time.time(),  # when the download ended (the event is written with the next step)
+            "started": round(started, 3),
+            "bytes": got.bytes,
+            "sha256": got.sha256,
+        }
     now_state = svc.jobs.states([job_id])[0]
     if now_state not in (JobState.DOWNLOADING, JobState.STORING):
         # cancelled (or ended otherwise) while downloading: nothing is stored
