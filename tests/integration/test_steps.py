@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -674,6 +675,28 @@ def test_fetch_writes_the_served_bytes_and_succeeds(
     downloads = requests_to(sb, "download")
     assert steps.fetch(svc, job_id) is None
     assert requests_to(sb, "download") == downloads
+
+
+def test_two_fetches_of_one_job_keep_the_stored_result(
+    svc: Services, sb: SandboxServer, tmp_path: Path
+) -> None:
+    """A duplicate chain (a sweep after a failover) downloads while another finishes the job:
+    the slower one finds the job succeeded and must not delete what a local store keeps under
+    the result's own name."""
+    sb.configure(lifecycle={"mode": "immediate"}, faults=[fault("download", "slow", delay=1.0)])
+    job_id = new_job(svc)
+    submitted(svc, job_id)
+    slow = threading.Thread(target=steps.fetch, args=(svc, job_id))
+    slow.start()  # takes the slow download
+    time.sleep(0.3)
+    assert steps.fetch(svc, job_id) is None  # the fast one stores the result first
+    slow.join(10)
+    job = svc.jobs.get(job_id)
+    assert job.state is JobState.SUCCEEDED
+    path = Path(job.file or "")
+    assert path.is_file()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == job.sha256
+    assert requests_to(sb, "download") == 2
 
 
 @pytest.mark.parametrize(

@@ -315,7 +315,7 @@ def fetch(svc: Services, job_id: str) -> Later | None:
         # cancelled (or ended otherwise) while downloading: nothing is stored
         if now_state == JobState.CANCELLING:
             svc.jobs.cancel(job_id, force=True)
-        got.path.unlink(missing_ok=True)
+        _drop_fetched(now_state, got)
         return None
     return _keep(svc, job, got, fetched)
 
@@ -338,6 +338,14 @@ def _staged(svc: Services, job: Job) -> Downloaded | None:
 
 # The longest wait between two tries of a refused result: the store is back within a minute.
 STORAGE_RETRY_CAP = 60.0
+
+
+def _drop_fetched(state: str | None, got: Downloaded) -> None:
+    """Delete a download its job no longer wants, unless the job succeeded meanwhile (another
+    chain stored it): a local store downloads straight to the result's own name, so that file
+    may be the stored result itself."""
+    if state != JobState.SUCCEEDED:
+        got.path.unlink(missing_ok=True)
 
 
 def _discard_staged(svc: Services, job: Job) -> None:
@@ -405,8 +413,8 @@ def _storage_refused(
         size=got.bytes,
         fetched=fetched,
     )
-    if waited is None:
-        got.path.unlink(missing_ok=True)  # the job ended meanwhile (cancelled, swept)
+    if waited is None:  # the job ended meanwhile (cancelled, or finished by another chain)
+        _drop_fetched(svc.jobs.states([job.job_id])[0], got)
         return None
     since, attempts = waited
     if now - since >= s.storage_retry_window:
