@@ -11,7 +11,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, capacity, download, engine, polling, report, storage, timeline, web
+from bench import (
+    baseline,
+    callbacks,
+    capacity,
+    dispatch,
+    download,
+    efficiency,
+    engine,
+    memory,
+    polling,
+    report,
+    storage,
+    timeline,
+    web,
+)
 from bench.engine import WorkerSpec
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
@@ -27,6 +41,10 @@ SCENARIOS = (
     "storage",
     "web",
     "timeline",
+    "memory",
+    "dispatch",
+    "efficiency",
+    "webhooks",
 )
 
 
@@ -43,6 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         default=timeline.BASE,
         help="the commit before the timeline, measured against this tree (%(default)s)",
     )
+    p.add_argument(
+        "--efficiency-base",
+        default=efficiency.BASE,
+        help="the commit before issue 14, measured against this tree (%(default)s)",
+    )
+    p.add_argument(
+        "--memory-sizes",
+        default=None,
+        help="jobs waiting, comma-separated (default 1000,10000,100000; quick 1000,10000,30000)",
+    )
+    p.add_argument("--dispatch-polls", type=int, default=None, help="default 100000 (20000 quick)")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument(
         "--merge",
@@ -75,13 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     step("baseline", lambda: baseline.compare(spec, 300 if q else 1000, 2 * spec.concurrency))
     step("polling", lambda: _polling(spec, q))
     n_cap = args.capacity_jobs or (2000 if q else 10_000)
-    step("capacity", lambda: capacity.run(spec, n_cap, window=150 if q else 240))
+    step("capacity", lambda: capacity.run(n_cap, max_window=400 if q else 900))
     step("download", download.run)
     step("pools", lambda: engine.pools(120 if q else 250, latency=0.2))
     step("storage", lambda: storage.run(q))
     step("web", lambda: web.run(per_thread=150 if q else 400, samples=100 if q else 200,
                                 records=args.web_records))  # fmt: skip
     step("timeline", lambda: timeline.run(spec, 300 if q else 600, 3, args.timeline_base))
+    sizes = args.memory_sizes or ("1000,10000,30000" if q else "1000,10000,100000")
+    step("memory", lambda: memory.run(tuple(int(x) for x in sizes.split(","))))
+    n_due = args.dispatch_polls or (20_000 if q else 100_000)
+    step("dispatch", lambda: dispatch.run(n_due))
+    step("efficiency", lambda: efficiency.run(spec, 1000 if q else 3000, 300 if q else 600,
+                                              2, args.efficiency_base))  # fmt: skip
+    step("webhooks", lambda: callbacks.run(warmup=40, n=60 if q else 120))
     fig["seconds"] = round(time.time() - t0)
     report.derive(fig)
     print(report.table(fig))

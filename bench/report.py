@@ -85,19 +85,7 @@ def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             _pair(d, hooks.get("delay_p95_s")), "<= 0.5 s", d is not None and d <= 0.5)  # fmt: skip
         add("4 with webhooks: polls per job median / p95",
             _pair(hooks.get("polls_median"), hooks.get("polls_p95")))  # fmt: skip
-    c = g("capacity") or {}
-    if c:
-        add("5 jobs sent / peak in flight", _pair(c.get("jobs"), c.get("peak_in_flight")))
-        add("5 worker RSS idle / peak, MB",
-            _pair(c.get("worker_rss_idle_mb"), c.get("worker_rss_peak_mb")), "<= 300 MB",
-            (c.get("worker_rss_peak_mb") or 1e9) <= 300)  # fmt: skip
-        add("5 worker / Redis memory per job in flight, KB",
-            _pair(c.get("worker_kb_per_job"), c.get("redis_kb_per_job")))  # fmt: skip
-        lag = c.get("poll_lag_p95_s")
-        add("5 poll lag p50 / p95 / max, s",
-            f"{c.get('poll_lag_p50_s')} / {lag} / {c.get('poll_lag_max_s')}", "p95 <= 2 s",
-            lag is not None and lag <= 2)  # fmt: skip
-        add("5 succeeded within the window", _pair(c.get("succeeded"), c.get("window_s")))
+    _capacity_rows(g("capacity") or {}, add)
     d = g("download") or {}
     if d:
         add("6 100 MB download: MB/s", d.get("mb_per_s"))
@@ -135,10 +123,108 @@ def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
     _web_rows(g("web") or {}, add)
     _timeline_rows(g("timeline"), add)
+    _memory_rows(g("memory") or {}, add)
+    _dispatch_rows(g("dispatch") or {}, add)
+    _efficiency_rows(g("efficiency"), add)
+    _webhook_rows(g("webhooks") or {}, add)
     return out
 
 
 Add = Callable[..., None]
+
+
+def _capacity_rows(c: dict[str, Any], add: Add) -> None:
+    p, old = c.get("parked"), c.get("countdown")
+    if not isinstance(p, dict):
+        return
+    add("5 layout (Procfile); AKOOL_RATE_LIMIT", f"{'; '.join(c.get('layout') or [])}; "
+        f"{c.get('rate_limit')}/s")  # fmt: skip
+    for label, r in (("defaults (parked)", p), ("previous design (all countdowns)", old)):
+        if not isinstance(r, dict):
+            continue
+        add(f"5 {label}: jobs sent / succeeded / seconds",
+            f"{r.get('jobs')} / {r.get('succeeded')} / {r.get('window_s')}")  # fmt: skip
+        lag = r.get("poll_lag_p95_s")
+        add(f"5 {label}: poll lag p50 / p95 / max, s ({r.get('polls')} polls)",
+            f"{r.get('poll_lag_p50_s')} / {lag} / {r.get('poll_lag_max_s')}", "p95 <= 2 s",
+            lag is not None and lag <= 2)  # fmt: skip
+        share = r.get("detection_share_p95")
+        add(f"5 {label}: detection delay p50 / p95 s; p95 share of duration",
+            f"{r.get('detection_delay_p50_s')} / {r.get('detection_delay_p95_s')}; {share}",
+            "p95 <= 10%", share is not None and share <= 0.10)  # fmt: skip
+        idle, peak = r.get("rss_idle_mb") or {}, r.get("rss_peak_mb") or {}
+        add(f"5 {label}: RSS idle / peak MB per process; peak held / parked",
+            ", ".join(f"{k} {idle.get(k)} / {v}" for k, v in peak.items())
+            + f"; {r.get('peak_held_unacked')} / {r.get('peak_parked')}")  # fmt: skip
+        add(f"5 {label}: polls per s, peak planned / peak run (10 s windows)",
+            _pair(*(r.get("polls_per_s_peak_planned_ran") or [None, None])))  # fmt: skip
+        add(f"5 {label}: worker / Redis KB per job in flight",
+            _pair(r.get("worker_kb_per_job"), r.get("redis_kb_per_job")))  # fmt: skip
+    ratio = c.get("lag_p95_ratio_countdown_over_parked")
+    add("5 poll lag p95 ratio: previous design / defaults", ratio)
+
+
+def _memory_rows(m: dict[str, Any], add: Add) -> None:
+    points = [p for p in m.get("points") or [] if p.get("jobs")]
+    if not points:
+        return
+    sizes = " / ".join(f"{p['jobs']:,}" for p in points)
+    add(f"11 worker RSS MB (all processes) at 0 / {sizes} jobs waiting (seeded)",
+        " / ".join(str(p["rss_total_mb"]) for p in (m["points"][0], *points)))  # fmt: skip
+    slope = m.get("worker_kb_per_job")
+    add("11 worker RSS slope, KB per job waiting", slope, "< 1 KB",
+        slope is not None and slope < 1)  # fmt: skip
+    add(f"11 Redis KB per job in flight at {sizes}",
+        " / ".join(str(x) for x in m.get("redis_kb_per_job") or []))  # fmt: skip
+    add("11 of which the parked poll (set entry and message), bytes per job",
+        m.get("parked_bytes_per_job"))  # fmt: skip
+
+
+def _dispatch_rows(d: dict[str, Any], add: Add) -> None:
+    if not d:
+        return
+    rate = d.get("polls_per_s")
+    label = f"one run_once loop, batch {d.get('batch')}, {d.get('polls'):,} due"
+    add(f"12 due polls moved per s ({label})", rate, ">= 5,000/s",
+        rate is not None and rate >= 5000)  # fmt: skip
+    add("12 Lua call per batch, ms median / max",
+        _pair(d.get("batch_ms_median"), d.get("batch_ms_max")))  # fmt: skip
+
+
+def _efficiency_rows(e: Any, add: Add) -> None:
+    if isinstance(e, str):
+        add("13 efficiency before / after", e)
+        return
+    if not isinstance(e, dict):
+        return
+    b, c = e.get("base") or {}, e.get("current") or {}
+    label = f"base {e.get('base_commit')} / current"
+    add(f"13 no-op tasks/s ({label}, each its own Celery settings)",
+        _pair(b.get("ceiling_tasks_per_s"), c.get("ceiling_tasks_per_s")))  # fmt: skip
+    add(f"13 pipeline jobs/s ({label})", _pair(b.get("jobs_per_s"), c.get("jobs_per_s")))
+    add(f"13 tasks per job ({label})", _pair(b.get("tasks_per_job"), c.get("tasks_per_job")))
+    add(f"13 Redis commands per job ({label})",
+        _pair(b.get("redis_cmds_per_job"), c.get("redis_cmds_per_job")))  # fmt: skip
+    add(f"13 Redis commands per no-op task ({label})",
+        _pair(b.get("redis_cmds_per_noop_task"), c.get("redis_cmds_per_noop_task")))  # fmt: skip
+    eff = c.get("efficiency")
+    add(f"13 efficiency = jobs/s / (ceiling / tasks per job) ({label})",
+        _pair(b.get("efficiency"), eff), ">= 0.6", eff is not None and eff >= 0.6)  # fmt: skip
+    add("13 current efficiency against the base's ceiling",
+        e.get("current_efficiency_at_base_ceiling"))  # fmt: skip
+
+
+def _webhook_rows(w: dict[str, Any], add: Add) -> None:
+    if not w:
+        return
+    med = w.get("polls_median")
+    add(f"14 with webhooks, after {w.get('warmup_jobs')} warm-up jobs: polls per job median / p95",
+        _pair(med, w.get("polls_p95")), "median <= 2", med is not None and med <= 2)  # fmt: skip
+    add("14 with webhooks: detection delay median / p95, s",
+        _pair(w.get("delay_median_s"), w.get("delay_p95_s")))  # fmt: skip
+    add("14 jobs measured / completed by callback", _pair(w.get("measured"), w.get("by_webhook")))
+
+
 #: The list route's lines: (figure key, what was asked).
 LIST_QUERIES = (
     ("newest", "GET /v1/jobs?limit=50"),
@@ -189,6 +275,51 @@ def _timeline_rows(t: Any, add: Add) -> None:
         _pair(base.get("events_per_job"), cur.get("events_per_job")))  # fmt: skip
 
 
+def _new_lines_text(fig: dict[str, Any]) -> str:
+    """Lines 11-14's descriptions, with the sizes the run used."""
+    m, d = _get(fig, "memory") or {}, _get(fig, "dispatch") or {}
+    e, w = _get(fig, "efficiency"), _get(fig, "webhooks") or {}
+    e = e if isinstance(e, dict) else {}
+    sizes = ", ".join(f"{n:,}" for n in m.get("sizes") or [1000, 10000, 100000])
+    texts = [
+        "11. **Memory**: the Procfile's workers, warmed by "
+        f"{m.get('warm_jobs', 100)} real jobs, then with {sizes} jobs waiting for Akool. The "
+        "jobs are seeded, not sent (sending 100,000 would take most of an hour): submitted "
+        "records with their next poll parked and due after the run, written by the job scripts "
+        "a real job runs (bench/parked.py: create, begin_submit, record_submitted, park with the "
+        "message kombu would send), so a worker holds nothing for them by design; what this "
+        "shows is that nothing else in a worker (the dispatcher, the heartbeat) grows with "
+        "them. RSS is the median of 5 readings of both processes, main and children; the slope "
+        "is least squares over the sizes. Redis per job is the growth of `used_memory` from "
+        "none over the jobs (records, indexes, timelines, parked polls).",
+        f"12. **Dispatcher**: {d.get('polls', 100_000):,} jobs seeded the same way with their "
+        "polls already due, no worker running (nobody consumes the `poll` queue); one "
+        "`Dispatcher.run_once` loop in the benchmark's process with the defaults "
+        f"(`DISPATCH_BATCH` {d.get('batch', 1000)}) and the benchmark's rate limit "
+        "(100,000/s, so the cap of rate x 2 s minus the queue does not bind), timed from the "
+        "first batch to the one that found nothing due. Every poll is checked to be on the "
+        "queue once. A batch is one Lua call: Redis runs nothing else meanwhile.",
+        "13. **Efficiency before and after**: line 1's no-op ceiling and line 2's throughput, "
+        f"{e.get('noop_tasks', '?')} no-op tasks and {e.get('jobs', '?')} jobs a run, one "
+        f"worker `{e.get('worker', 'as above')}` on every queue, from a git worktree of "
+        f"{e.get('base_commit', 'the commit before issue 14')} (`--efficiency-base`) and from "
+        f"this tree, alternating, {e.get('rounds', '?')} runs each, a fresh Redis each run; "
+        "means of each side's runs. Each side's ceiling runs with its own Celery settings.",
+        f"14. **Webhooks**: the Procfile's workers with `PUBLIC_BASE_URL` pointing at "
+        "`akool-audio web` (API_TOKENS set, the client id and secret that decrypt callbacks), "
+        "line 4's jobs (about 13 s) at 2/s: a warm-up batch of "
+        f"{w.get('warmup_jobs', '?')} jobs, waited for, teaches the estimator through the "
+        f"callbacks; then {w.get('jobs', '?')} measured jobs. Polls are the record's count "
+        "(polls that reached Akool).",
+    ]
+    out = [textwrap.fill(t, width=96, subsequent_indent="    ") for t in texts]
+    for name, i in (("memory", 0), ("dispatch", 1), ("efficiency", 2), ("webhooks", 3)):
+        extra = _separately(fig, name)
+        if extra:
+            out[i] = textwrap.fill(texts[i] + extra, width=96, subsequent_indent="    ")
+    return "\n".join(out)
+
+
 def _pair(a: Any, b: Any) -> str | None:
     return None if a is None and b is None else f"{a} / {b}"
 
@@ -205,7 +336,8 @@ def table(fig: dict[str, Any]) -> str:
 def markdown(fig: dict[str, Any]) -> str:
     md = ["| measure | figure | target | |", "| --- | --- | --- | --- |"]
     md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(fig)]
-    timeline = _get(fig, "capacity", "timeline")
+    timeline = _get(fig, "capacity", "parked", "timeline")
+    columns = _get(fig, "capacity", "parked", "timeline_columns") or []
     return TEMPLATE.format(
         command=fig.get("command"),
         started=fig.get("started"),
@@ -214,6 +346,9 @@ def markdown(fig: dict[str, Any]) -> str:
         seconds=fig.get("seconds"),
         table="\n".join(md),
         timeline=json.dumps(timeline) if timeline else "(capacity not run)",
+        columns=", ".join(columns),
+        new_lines=_new_lines_text(fig),
+        **{f"sep_{k}": _wrapped_separately(fig, k) for k in ("ceiling", "throughput", "capacity")},
         storage=_storage_text(fig),
         web_line=_web_text(fig),
         timeline_line=_timeline_text(fig),
@@ -263,6 +398,13 @@ def _separately(fig: dict[str, Any], name: str) -> str:
         f" Measured on its own, not in the run above: `python -m bench {argv}` "
         f"({run.get('started')}; worker `{run.get('worker')}`)."
     )
+
+
+def _wrapped_separately(fig: dict[str, Any], name: str) -> str:
+    """The "measured on its own" note of an older line, on lines of its own."""
+    text = _separately(fig, name)
+    return "\n" + textwrap.fill(text.strip(), width=93, initial_indent="   ",
+                                 subsequent_indent="   ") if text else ""  # fmt: skip
 
 
 def _web_text(fig: dict[str, Any]) -> str:
@@ -319,17 +461,18 @@ are in `bench/results/latest.json`.
 
 {table}
 
-Capacity timeline (seconds since the first send, jobs in flight, of them overdue by > 2 s,
-worker RSS MB): {timeline}
+Capacity timeline, line 5 with the defaults (every ~1/16 of the run: {columns}):
+{timeline}
 
 ## What each line measures
 
 1. **Ceiling**: `bench.noop` tasks (a no-op, `celery -A bench.noop`) with the pipeline's own
-   Celery settings (late acks, events, results, prefetch 1) and the same worker; all sent first.
+   Celery settings (late acks, events, results, prefetch 1) and the same worker; all sent
+   first.{sep_ceiling}
 2. **Throughput**: `audio.create` jobs sent by a bare caller app, the sandbox finishing at
    create; jobs/s from the first send to the last completion event. Tasks per job are Redis
    `LPUSH` calls (one per published message) per job; Redis commands come from
-   `INFO commandstats` (commands run inside our Lua scripts count too).
+   `INFO commandstats` (commands run inside our Lua scripts count too).{sep_throughput}
 3. **Baseline**: the loop of Akool's demos as one task (`bench/naive.py`: create, `sleep(5)`,
    poll, download) against our pipeline; same worker, jobs of 10 s +/- 10 % at the sandbox.
    Ours runs 1,000 jobs; the naive one twice its concurrency (more would only take longer: it
@@ -339,10 +482,20 @@ worker RSS MB): {timeline}
    our `detected_at` (the poll that saw status 3) minus the sandbox's `completed_at`. "Learned"
    leaves out the jobs of the first 25 s, sent before any history existed (the cold start,
    shown apart).
-5. **Capacity**: all jobs sent at once, the sandbox taking 120 s +/- 10 %; the estimator's history
-   is seeded (as a running system would have it), so the first poll lands near 110 s. Poll
-   lag is each job's worst `actual - planned` poll time (`poll_lag_max` on the job record);
-   memory per job is the growth of worker RSS and Redis `used_memory` over the jobs in flight.
+5. **Capacity**: all jobs sent at once by a bare caller, the sandbox taking 120 s
+   (lognormal, sigma 0.1), against the Procfile's worker processes (the layout line: an intake
+   worker and a poller, each with its own queues and concurrency), `AKOOL_RATE_LIMIT` and
+   `AKOOL_RATE_BURST` as shown (the sandbox has no limit; the default 5/s could not serve the
+   load). The estimator's history is seeded (as a running system would have it), so the first
+   poll lands near 112 s. Run twice: with the defaults (a wait longer than
+   `POLL_PARK_THRESHOLD`, 4 s, is parked in Redis and dispatched when due) and with
+   `POLL_PARK_THRESHOLD` 1e9, every wait a countdown held by a worker (the previous design, in
+   the same layout). Poll lag is every poll's `t - planned` from the jobs' timelines (a poll
+   that waited for a rate-limit token counts once, when it ran); detection delay is our
+   `detected_at` minus the sandbox's `completed_at`, and its share is of that job's duration.
+   Held is kombu's unacked hash (messages a worker has taken, countdowns included); RSS is each
+   process's. Memory per job is the peak growth of worker RSS (both processes) and Redis
+   `used_memory` over the peak number in flight.{sep_capacity}
 6. **Download**: `worker.egress.download.download` in a fresh process; peak RSS growth is the
    change of `VmHWM`.
 7. **Pools**: throughput with every Akool call made 0.2 s slow at the sandbox (as a real API
@@ -350,6 +503,7 @@ worker RSS MB): {timeline}
 {storage}
 {web_line}
 {timeline_line}
+{new_lines}
 
 ## Reading the figures
 

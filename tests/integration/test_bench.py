@@ -3,7 +3,7 @@ asserted (benchmarks print figures; tests assert behaviour)."""
 
 from __future__ import annotations
 
-from bench import report, timeline, web
+from bench import callbacks, capacity, dispatch, efficiency, memory, procfile, report, timeline, web
 from bench.engine import WorkerSpec, ceiling
 from bench.stack import ROOT
 
@@ -48,3 +48,68 @@ def test_the_timeline_benchmark_at_its_smallest_produces_figures() -> None:
         assert figures[side]["finished"] == 5
         assert figures[side]["events_per_job"] > 0
     assert "timeline cost" in report.table({"timeline": figures})
+
+
+def test_the_capacity_benchmark_at_its_smallest_produces_figures() -> None:
+    # Given the Procfile's workers (an intake worker and a poller) and jobs of about 12 s
+    # When 5 jobs are sent at once
+    figures = capacity.one(5, max_window=90, threshold=None, latency=12.0)
+    # Then every job finished, each poll's lag was read from the timelines, and both
+    # processes were measured
+    assert figures["succeeded"] == 5
+    assert figures["polls"] >= 5
+    assert figures["poll_lag_p95_s"] == figures["poll_lag_p95_s"]  # not NaN
+    assert set(figures["rss_peak_mb"]) == {p.name for p in procfile.layout()}
+    table = report.table({"capacity": {"layout": ["x"], "rate_limit": 1, "parked": figures}})
+    assert "poll lag p50 / p95 / max" in table
+
+
+def test_the_memory_benchmark_at_its_smallest_produces_figures() -> None:
+    # Given the Procfile's workers, warmed by 2 real jobs
+    # When 20, then 50 jobs waiting with parked polls are seeded beside them
+    figures = memory.run((20, 50), warm=2)
+    # Then each size was seeded as submitted records with parked polls, and measured
+    sized = figures["points"][1:]
+    assert [p["jobs"] for p in sized] == [20, 50]
+    assert [p["parked"] for p in sized] == [20, 50]
+    assert [p["in_flight"] for p in sized] == [20, 50]
+    assert figures["warm_jobs"] == 2
+    assert all(figures["workers_alive"].values())
+    assert figures["parked_bytes_per_job"] > 0
+    assert "RSS slope, KB per job waiting" in report.table({"memory": figures})
+
+
+def test_the_dispatch_benchmark_at_its_smallest_produces_figures() -> None:
+    # Given 200 jobs whose parked polls are due, and nobody consuming the poll queue
+    # When one dispatcher loop moves them (the run checks each is queued exactly once)
+    figures = dispatch.run(200)
+    # Then all were moved in batches of the default size
+    assert figures["polls"] == 200
+    assert figures["batches"] == 1
+    assert figures["polls_per_s"] > 0
+    assert "due polls moved per s" in report.table({"dispatch": figures})
+
+
+def test_the_efficiency_benchmark_at_its_smallest_produces_figures() -> None:
+    # Given this tree as its own base (the real run checks a commit out in a git worktree)
+    # When 20 no-op tasks and 5 jobs run through a worker of each side
+    figures = efficiency.compare(WorkerSpec("threads", 2), 20, 5, 1, ROOT)
+    # Then each side imported the tree it was given and every job finished
+    for side in ("base", "current"):
+        assert figures[side]["imports"] == str(ROOT / "worker" / "jobs" / "store.py")
+        assert figures[side]["finished"] == 5
+        assert figures[side]["efficiency"] > 0
+    assert "efficiency = jobs/s" in report.table({"efficiency": figures})
+
+
+def test_the_webhook_benchmark_at_its_smallest_produces_figures() -> None:
+    # Given the web service receiving the sandbox's callbacks and jobs of about 2 s
+    # When 3 warm-up jobs and then 3 measured jobs run
+    lifecycle = {"mode": "duration", "base_seconds": 2.0, "per_word_seconds": 0.0,
+                 "lognormal_sigma": 0.1}  # fmt: skip
+    figures = callbacks.run(warmup=3, n=3, lifecycle=lifecycle)
+    # Then every measured job was completed by its callback, and the warm-up taught the model
+    assert figures["measured"] == 3
+    assert figures["by_webhook"] == 3
+    assert figures["history_after_warmup"] >= 3
+    assert "with webhooks, after 3 warm-up jobs" in report.table({"webhooks": figures})
