@@ -19,13 +19,26 @@ from tasks.base import OPTIONS, again
 from tasks.chains import rest_of
 from worker import pipeline
 from worker.celery import app
+from worker.jobs import JobState
 from worker.services import Services, services
 
 
-def _rest(svc: Services, job_id: str) -> Any:
+def _rest(task: Task, svc: Services, job_id: str) -> Any:
+    """Go on with the rest of the job: a first poll that waits longer than
+    ``POLL_PARK_THRESHOLD`` is parked in Redis like every later one (the dispatcher sends the
+    rest of the chain, whose last step carries this task's id, so the caller's result still
+    resolves to the summary); a shorter wait is a countdown."""
     job = svc.jobs.get(job_id)
     now = time.time()
-    return rest_of(job, (svc.jobs.due(job_id) or now) - now)
+    due = svc.jobs.due(job_id) or now
+    parkable = job.state is JobState.SUBMITTED and job.owner_task_id == task.request.id
+    if (
+        parkable
+        and due - now > svc.settings.poll_park_threshold
+        and chains.park(svc.jobs, job, due)
+    ):
+        raise Ignore()  # no result is stored: the parked chain's last step stores it
+    return task.replace(rest_of(job, due - now))
 
 
 def _entry(task: Task, kind: str, kwargs: dict[str, Any]) -> Any:
@@ -37,7 +50,7 @@ def _entry(task: Task, kind: str, kwargs: dict[str, Any]) -> Any:
     later = pipeline.submit(svc, job_id)
     if later is not None:
         again(task, later)
-    return task.replace(_rest(svc, job_id))
+    return _rest(task, svc, job_id)
 
 
 @app.task(name="audio.create", track_started=True, **OPTIONS)
