@@ -17,7 +17,7 @@ import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 Endpoint = Literal[
     "token",
@@ -34,19 +34,7 @@ Endpoint = Literal[
 ]
 #: v3's endpoints, then VoiceLab's (v4): tts, resource detail, voice clone, voice list and
 #: voice detail.
-ENDPOINTS: tuple[Endpoint, ...] = (
-    "token",
-    "voices",
-    "create",
-    "clone",
-    "detail",
-    "download",
-    "v4_tts",
-    "v4_detail",
-    "v4_clone",
-    "v4_voices",
-    "v4_voice_detail",
-)
+ENDPOINTS: tuple[Endpoint, ...] = get_args(Endpoint)
 
 Kind = Literal["http_500_html", "code", "slow", "drop", "malformed_json", "status_4", "url_404"]
 ERROR_KINDS: tuple[Kind, ...] = ("http_500_html", "code", "drop", "malformed_json")
