@@ -136,6 +136,30 @@ def test_a_late_reservation_still_keeps_its_distance(redis_url: str) -> None:
     assert bursty.pace() > 0
 
 
+def test_acquire_is_reserve_hold_and_pace_in_one_call(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    limiter = RateLimiter(r, "t:acq", rate=4.0, burst=1)
+    # The first caller goes at once; the second reserves the next slot and holds it
+    assert limiter.acquire("a", max_wait=1.0) == (0.0, "go")
+    wait, outcome = limiter.acquire("b", max_wait=1.0)
+    assert outcome == "reserved" and 0.2 < wait <= 0.25
+    assert 100 < r.ttl("t:acq:held:b") <= 121
+    # A third that may not wait that long holds nothing and is told when to ask again
+    wait3, outcome3 = limiter.acquire("c", max_wait=0.1)
+    assert outcome3 == "retry" and wait3 > 0.1
+    assert not r.exists("t:acq:held:c")
+    # b comes back on time: its slot is used without asking the bucket (which c would find
+    # empty still), passes the send-time check and lets go of its hold
+    time.sleep(wait)
+    assert limiter.acquire("b", max_wait=1.0) == (0.0, "go")
+    assert not r.exists("t:acq:held:b")
+    # A holder that comes back too early is paced: the token stays its own
+    assert limiter.acquire("d", max_wait=1.0)[1] == "reserved"
+    wait_d, outcome_d = limiter.acquire("d", max_wait=1.0)
+    assert outcome_d == "paced" and 0.1 < wait_d <= 0.25
+    assert r.exists("t:acq:held:d")
+
+
 class _TokenArrivesMeanwhile(redis.Redis):
     """A client on which another refresher stores the token just before we take the lock."""
 

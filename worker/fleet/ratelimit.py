@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import redis
 
-from worker.lua import source
+from worker.lua import ratelimit_script, source
 
 
 class RateLimiter:
@@ -34,8 +34,9 @@ class RateLimiter:
     ) -> None:
         self._r = r
         self._penalize = r.register_script(source("ratelimit_penalize"))
-        self._reserve = r.register_script(source("ratelimit_reserve"))
-        self._pace = r.register_script(source("ratelimit_pace"))
+        self._reserve = r.register_script(ratelimit_script("ratelimit_reserve"))
+        self._pace = r.register_script(ratelimit_script("ratelimit_pace"))
+        self._acquire = r.register_script(ratelimit_script("ratelimit_acquire"))
         self.bucket_key = key
         self.pace_key = key + ":pace"
         self.penalty_key = key + ":penalty"
@@ -43,6 +44,18 @@ class RateLimiter:
         self.rate = rate
         self.burst = max(1.0, burst)
         self.penalty_seconds = penalty_seconds
+
+    def acquire(self, holder: str, max_wait: float, hold_extra: float = 120) -> tuple[float, str]:
+        """Everything a call asks the limit, in one round trip (``reserve``, ``hold``,
+        ``take_held`` and ``pace`` together). Returns (wait, outcome): ``(0.0, "go")`` to call
+        now; else come back after ``wait`` s: ``"reserved"`` or ``"paced"`` (the slot is held
+        by ``holder`` for ``wait + hold_extra`` s, the next call goes without asking the bucket)
+        or ``"retry"`` (no slot within ``max_wait``; nothing held)."""
+        wait, outcome = self._acquire(
+            keys=[self.bucket_key, self.pace_key, self.penalty_key, self._held(holder)],
+            args=[self.rate, self.burst, max_wait, hold_extra],
+        )
+        return float(wait), outcome.decode() if isinstance(outcome, bytes) else str(outcome)
 
     def reserve(self, max_wait: float) -> tuple[float, bool]:
         """Take a token now or a slot in the next ``max_wait`` seconds.
@@ -64,11 +77,14 @@ class RateLimiter:
 
     def hold(self, holder: str, seconds: float) -> None:
         """Remember that ``holder`` owns a reserved slot (for at most ``seconds``)."""
-        self._r.set(f"{self.held_prefix}:{holder}", "1", ex=max(1, int(seconds)))
+        self._r.set(self._held(holder), "1", ex=max(1, int(seconds)))
 
     def take_held(self, holder: str) -> bool:
         """True, once, when ``holder`` reserved a slot earlier: it may call now."""
-        return bool(self._r.delete(f"{self.held_prefix}:{holder}"))
+        return bool(self._r.delete(self._held(holder)))
+
+    def _held(self, holder: str) -> str:
+        return f"{self.held_prefix}:{holder}"
 
     def state(self) -> dict[str, float]:
         """What the bucket holds now, read only (for /v1/stats): tokens (negative while slots

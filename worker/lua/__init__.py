@@ -3,7 +3,7 @@
 Each script's header says its KEYS and ARGV. Scripts run atomically in Redis, so concurrent
 workers never see or write half a transition. The job scripts (``job_*.lua``) share the
 functions of ``_job.lua`` (the timeline, the listing indexes, cancellation), prepended by
-:func:`job_script`.
+:func:`job_script`; the rate limit's scripts share ``_ratelimit.lua`` (:func:`ratelimit_script`).
 """
 
 from __future__ import annotations
@@ -22,3 +22,9 @@ def source(name: str) -> str:
 def job_script(name: str) -> str:
     """A job script with the shared functions of ``_job.lua`` before it."""
     return source("_job") + "\n" + source(name)
+
+
+@cache
+def ratelimit_script(name: str) -> str:
+    """A rate-limit script with the token bucket's functions of ``_ratelimit.lua`` before it."""
+    return source("_ratelimit") + "\n" + source(name)

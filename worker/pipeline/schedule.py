@@ -53,23 +53,15 @@ def wait_for_token(svc: Services, job_id: str) -> Later | None:
     A job that must wait reserves its slot in the shared bucket (up to ``POLL_MAX_DELAY``
     ahead) and remembers it, so it comes back then and does not ask the bucket again. Its due
     time in the active index moves with it, so the sweeper never mistakes waiting for lost.
-    A job that owns a token passes the send-time check last (``RateLimiter.pace``): a busy
-    worker may run a reservation late, and the call must still keep its distance.
+    A job that owns a token passes the send-time check last: a busy worker may run a
+    reservation late, and the call must still keep its distance. All of it is one round trip
+    (``RateLimiter.acquire``).
     """
-    if not svc.limiter.take_held(job_id):
-        wait, reserved = svc.limiter.reserve(max_wait=svc.settings.poll_max_delay)
-        if wait > 0:
-            if reserved:
-                svc.limiter.hold(job_id, wait + 120)
-            else:
-                wait = _spread(wait)
-            svc.jobs.set_due(job_id, time.time() + wait)
-            counters.ratelimit_wait(wait)
-            return Later(wait, "rate limit")
-    wait = svc.limiter.pace()
-    if wait <= 0:
+    wait, outcome = svc.limiter.acquire(job_id, max_wait=svc.settings.poll_max_delay)
+    if outcome == "go":
         return None
-    svc.limiter.hold(job_id, wait + 120)  # the token stays this job's
+    if outcome == "retry":
+        wait = _spread(wait)
     svc.jobs.set_due(job_id, time.time() + wait)
     counters.ratelimit_wait(wait)
     return Later(wait, "rate limit")
