@@ -124,6 +124,12 @@ class AkoolHTTP:
         self.timeout = (connect_timeout, read_timeout)
         self._owns_session = session is None
         self.session = session if session is not None else new_session()
+        # The environment's proxies (NO_PROXY too) and CA bundle for the one host we call, read
+        # once: requests would read them again on every request (netrc included), about 5 % of
+        # a poll's CPU (bench/pollcost.py). A session passed in keeps its own settings.
+        self._env = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+        if self._owns_session:
+            self.session.trust_env = False
 
     def close(self) -> None:
         if self._owns_session:
@@ -153,6 +159,8 @@ class AkoolHTTP:
                 json=body,
                 timeout=self.timeout,
                 allow_redirects=False,
+                proxies=self._env["proxies"],
+                verify=self._env["verify"],
             )
             # .content reads the whole body now, inside the same try (a read can time out here).
             content = response.content
