@@ -83,6 +83,9 @@ class Settings:
     poll_park_threshold: float = 4.0
     dispatch_interval: float = 0.25
     dispatch_batch: int = 1000
+    # Flower's task events for audio.poll (three PUBLISHes a poll, a tenth of its CPU); the
+    # job's timeline and /metrics record every poll either way
+    poll_task_events: bool = False
     # A worker whose heartbeat is older than this is dead: its messages go back to their queues
     heartbeat_timeout: float = 20.0
     # Results: where they go (AUDIO_STORE; AUDIO_DIR is its older name for a local directory)

@@ -11,11 +11,10 @@ import time
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Ignore
 
 from config.celeryconfig import QUEUE_NOTIFY
 from tasks import chains
-from tasks.base import OPTIONS, again
+from tasks.base import OPTIONS, again, end_here
 from tasks.chains import rest_of
 from worker import pipeline
 from worker.celery import app
@@ -37,7 +36,8 @@ def _rest(task: Task, svc: Services, job_id: str) -> Any:
         and due - now > svc.settings.poll_park_threshold
         and chains.park(svc.jobs, job, due)
     ):
-        raise Ignore()  # no result is stored: the parked chain's last step stores it
+        end_here(task)  # no result is stored: the parked chain's last step stores it
+        return None
     return task.replace(rest_of(job, due - now))
 
 
@@ -66,7 +66,9 @@ def clone(self: Task, **kwargs: Any) -> Any:
     return _entry(self, "clone", kwargs)
 
 
-@app.task(name=chains.POLL, **OPTIONS)
+# No result (nobody reads a poll's; its chain's last step stores the job's), but a poll that
+# fails outright (a malformed message) still records its FAILURE.
+@app.task(name=chains.POLL, ignore_result=True, store_errors_even_if_ignored=True, **OPTIONS)
 def poll(self: Task, job_id: str) -> str:
     svc = services()
     later = pipeline.poll(svc, job_id)
@@ -75,7 +77,8 @@ def poll(self: Task, job_id: str) -> str:
             # A long wait is parked in Redis, not held here as a countdown: the dispatcher
             # sends the rest of the chain when it is due. This chain ends here.
             chains.park(svc.jobs, later.parkable, time.time() + later.countdown)
-            raise Ignore()
+            end_here(self)
+            return job_id
         again(self, later)
     return job_id
 

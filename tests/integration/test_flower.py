@@ -38,7 +38,12 @@ def stack(
     tmp = tmp_path_factory.mktemp("flower")
     sb = make_module_sandbox(lifecycle={"mode": "polls", "polls": 1})
     env = worker_env(
-        redis_server.url, sb.url, tmp / "audio", {"FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
+        redis_server.url,
+        sb.url,
+        tmp / "audio",
+        # Polls send task events only when asked (they are most of the tasks): asked here, so
+        # that their redacted arguments are checked too.
+        {"FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}", "POLL_TASK_EVENTS": "true"},
     )
     port = free_port()
     fl = flower(env, tmp / "flower.log", port).start()

@@ -65,6 +65,13 @@ def test_flags_read_the_usual_spellings(raw: str, value: bool) -> None:
     assert options["reliable_fetch"] is value
 
 
+def test_polls_send_no_task_events_unless_asked() -> None:
+    assert celery_config(Settings())["task_annotations"] == {"audio.poll": {"send_events": False}}
+    shown = celery_config(Settings.from_env({"POLL_TASK_EVENTS": "true"}))
+    assert shown["task_annotations"] == {}
+    assert shown["worker_send_task_events"] is True
+
+
 def test_list_setting_is_split_on_commas() -> None:
     s = Settings.from_env({"ALLOW_PRIVATE_HOSTS": "127.0.0.1, localhost,"})
     assert s.allow_private_hosts == ("127.0.0.1", "localhost")
