@@ -21,9 +21,11 @@ from sandbox import VOICES, SandboxServer
 from tests.support.procs import CeleryWorker, worker_env
 from tests.support.redis import RedisServer
 from tests.support.stack import caller_app
+from worker.akool.models import AudioStatus
 from worker.fleet.dispatcher import Dispatcher
 from worker.fleet.ratelimit import RateLimiter
 from worker.jobs import JobState, JobStore
+from worker.jobs.store import Parked
 from worker.services import rate_limiter
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
@@ -43,7 +45,7 @@ def park_many(jobs: JobStore, n: int, due: float, queue: str = "q-test") -> list
         assert jobs.begin_submit(job_id, 30) == "go"
         jobs.record_submitted(job_id, f"ak-{job_id}", 1, None, due)  # type: ignore[arg-type]
         message = json.dumps({"headers": {"sent_at": 1.0}, "job": job_id})
-        assert jobs.park(job_id, due, queue, message)
+        assert jobs.park(job_id, due, queue, message) is Parked.PARKED
     return ids
 
 
@@ -99,8 +101,38 @@ def test_the_queue_holds_no_more_than_the_shared_rate_can_serve(redis_url: str) 
 def test_a_job_that_moved_on_is_not_parked(redis_url: str) -> None:
     jobs, _, _ = store_and_limiter(redis_url)
     jobs.create("m-1", "create", REQUEST, "t")
-    assert not jobs.park("m-1", time.time(), "poll", "{}")  # accepted, not waiting for Akool
+    assert jobs.park("m-1", time.time(), "poll", "{}") is Parked.MOVED_ON  # accepted only
     assert jobs.parked_due("m-1") is None
+
+
+def test_a_parked_message_is_built_once_per_attempt(redis_url: str) -> None:
+    jobs, limiter, s = store_and_limiter(redis_url)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    (job_id,) = park_many(jobs, 1, time.time() - 1, queue="q-once")
+    # kombu's envelope, shortened: the parts the dispatcher edits
+    message = json.dumps({"headers": {"sent_at": 1.0}, "properties": {"delivery_tag": "tag-a"}})
+    assert jobs.park(job_id, time.time() - 1, "q-once", message) is Parked.PARKED
+    d = Dispatcher(jobs, limiter, s)
+    tags = []
+    for _ in range(3):
+        assert d.run_once()[0] == 1
+        tags.append(json.loads(r.rpop("q-once"))["properties"]["delivery_tag"])
+        # The next wait sends no message: the job's kept one goes again, as a new delivery
+        assert jobs.park(job_id, time.time() - 1) is Parked.PARKED
+    assert tags == ["tag-a.1", "tag-a.2", "tag-a.3"]
+    # A job that stops waiting for Akool drops it; a new attempt must build its own
+    jobs.record_poll(job_id, AudioStatus.COMPLETED, "http://x/a.mp3", time.time())
+    assert r.hget(jobs.job_key(job_id), "poll_msg") is None
+    assert jobs.park(job_id, time.time()) is Parked.MOVED_ON
+
+
+def test_a_submitted_job_without_a_kept_message_asks_for_one(redis_url: str) -> None:
+    jobs, _, _ = store_and_limiter(redis_url)
+    jobs.create("n-1", "create", REQUEST, "t")
+    assert jobs.begin_submit("n-1", 30) == "go"
+    jobs.record_submitted("n-1", "ak-n-1", 1, None, time.time())  # type: ignore[arg-type]
+    assert jobs.park("n-1", time.time()) is Parked.NO_MESSAGE
+    assert jobs.parked_due("n-1") is None
 
 
 # --- end to end -------------------------------------------------------------------------------
@@ -160,7 +192,8 @@ def test_parked_polls_finish_jobs_end_to_end(
         assert jobs.get(s["job_id"]).state is JobState.SUCCEEDED
     r = redis.Redis.from_url(redis_server.url)
     assert r.zcard(jobs.parked_key) == 0
-    # A poll that retries keeps its task id; each dispatched one is a new message. Four polls
-    # per job, three of them after a parked wait: 20 distinct poll tasks, not 5.
-    polls = set(re.findall(r"Task audio\.poll\[([0-9a-f-]+)\] received", worker.text()))
+    # Each job's polls after the first are deliveries of its one kept message (one task id per
+    # job); four polls per job, all received by the worker: 20 deliveries of 5 poll task ids.
+    polls = re.findall(r"Task audio\.poll\[([0-9a-f-]+)\] received", worker.text())
     assert len(polls) >= 20
+    assert len(set(polls)) == 5

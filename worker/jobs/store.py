@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from enum import IntEnum
 from typing import Any, cast
 
 import redis
@@ -41,6 +42,14 @@ def event_json(kind: str, fields: dict[str, Any]) -> str:
     now. Times have 0.1 ms, as the scripts' events do (Lua's JSON keeps 14 digits)."""
     when = round(float(fields.get("t", time.time())), 4)
     return json.dumps({**fields, "t": when, "type": kind}, separators=(",", ":"))
+
+
+class Parked(IntEnum):
+    """What :meth:`JobStore.park` did (worker/lua/job_park.lua's answer)."""
+
+    MOVED_ON = 0  #: the job no longer waits for Akool: nothing was parked
+    PARKED = 1
+    NO_MESSAGE = 2  #: no message is kept for this attempt yet: park again with one
 
 
 class JobStore:
@@ -372,11 +381,12 @@ class JobStore:
             )
         return self.get(job_id)
 
-    def park(self, job_id: str, due: float, queue: str, message: str) -> bool:
-        """Keep the job's next poll ``message`` (kombu's payload for the list ``queue``) until
-        ``due``; False when the job no longer waits for Akool (nothing was parked)."""
+    def park(self, job_id: str, due: float, queue: str = "", message: str = "") -> Parked:
+        """Keep the job's next poll until ``due``: ``message`` (kombu's payload for the list
+        ``queue``) or, without one, the message kept from the job's last park (one per
+        attempt, worker/lua/job_park.lua)."""
         keys = self._keys(job_id, self.parked_key, self.parked_messages_key)
-        return bool(self._park(keys=keys, args=[job_id, due, queue, message]))
+        return Parked(int(self._park(keys=keys, args=[job_id, due, queue, message])))
 
     def parked_due(self, job_id: str) -> float | None:
         """When a parked poll of this job is due; None when none is parked."""
@@ -396,7 +406,13 @@ class JobStore:
         ``limit`` and no more than ``rate`` x ``horizon`` minus what waits in ``poll_queue``
         (worker/lua/dispatch_due.lua). Returns (moved, seconds until the next is due or None)."""
         moved, wait = self._dispatch(
-            keys=[self.parked_key, self.parked_messages_key, penalty_key, poll_queue],
+            keys=[
+                self.parked_key,
+                self.parked_messages_key,
+                penalty_key,
+                poll_queue,
+                self.job_key(""),
+            ],
             args=[time.time(), limit, rate, horizon],
         )
         return int(moved), None if float(wait) < 0 else float(wait)
