@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from worker.fleet.estimator import (
+    LEAD,
     MAX_STEP,
     MIN_STEP,
     Estimator,
@@ -83,7 +84,7 @@ def test_step_follows_sigma_within_bounds(sigma: float, step: float) -> None:
 
 def test_first_poll_lands_before_the_median_and_within_bounds() -> None:
     model = Model(10.0, 0.0, 0.25, 50)
-    assert first_delay(model, 0, floor=0.5, cap=60) == pytest.approx(10 * math.exp(-0.175))
+    assert first_delay(model, 0, floor=0.5, cap=60) == pytest.approx(10 * math.exp(-LEAD * 0.25))
     assert first_delay(model, 0, floor=0.5, cap=5) == 5
     assert first_delay(Model(0.0, 0.0, 0.25, 50), 0, floor=0.5, cap=60) == 0.5
 
@@ -94,8 +95,8 @@ def test_first_poll_lands_before_the_median_and_within_bounds() -> None:
         (10.0, 10 * (math.exp(0.1625) - 1)),
         (20.0, 20 * (math.exp(0.1625) - 1)),
         (1000.0, 30.0),
-        (2.0, 10 * math.exp(-0.175) - 2.0),  # polled early (no model yet): skip ahead
-        (0.0, 10 * math.exp(-0.175)),
+        (2.0, 10 * math.exp(-LEAD * 0.25) - 2.0),  # polled early (no model yet): skip ahead
+        (0.0, 10 * math.exp(-LEAD * 0.25)),
     ],
 )
 def test_next_poll_is_geometric_in_time(elapsed: float, expected: float) -> None:
@@ -103,25 +104,40 @@ def test_next_poll_is_geometric_in_time(elapsed: float, expected: float) -> None
     assert next_delay(model, 0, elapsed, floor=0.5, cap=30.0) == pytest.approx(expected)
 
 
-def test_schedule_meets_the_poll_targets_on_its_own_distribution() -> None:
-    # Given jobs drawn from the distribution the model describes
-    model = Model(13.0, 0.0, 0.25, 200)
+def simulate(median: float, sigma: float, n: int = 4000) -> tuple[list[int], list[float]]:
+    """Jobs drawn from the distribution a model of ``median`` and ``sigma`` describes, polled
+    exactly on its plan: each job's polls and its detection delay as a share of its duration,
+    both sorted."""
+    model = Model(median, 0.0, sigma, 200)
     rng = random.Random(3)
-    polls, delays = [], []
-    for _ in range(4000):
-        duration = 13.0 * rng.lognormvariate(0.0, 0.25)
-        t, n = first_delay(model, 0, floor=0.5, cap=60), 1
+    polls, shares = [], []
+    for _ in range(n):
+        duration = median * rng.lognormvariate(0.0, sigma)
+        t, k = first_delay(model, 0, floor=0.5, cap=900), 1
         while t < duration:
             t += next_delay(model, 0, t, floor=0.5, cap=30)
-            n += 1
-        polls.append(n)
-        delays.append((t - duration) / duration)
-    polls.sort()
-    delays.sort()
+            k += 1
+        polls.append(k)
+        shares.append((t - duration) / duration)
+    return sorted(polls), sorted(shares)
+
+
+def test_schedule_meets_the_poll_targets_on_its_own_distribution() -> None:
+    polls, delays = simulate(13.0, 0.25)
     # Then the median and p95 of polls and the median delay are within the issue's targets
     assert polls[len(polls) // 2] <= 3
     assert polls[int(len(polls) * 0.95)] <= 6
     assert delays[len(delays) // 2] <= 0.10
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.1, 0.12])
+def test_the_plan_notices_95_percent_of_jobs_within_10_percent_of_their_duration(
+    sigma: float,
+) -> None:
+    # Jobs of about 120 s (issue 14's capacity target), polled exactly on plan
+    polls, shares = simulate(120.0, sigma)
+    assert shares[int(0.95 * len(shares))] <= 0.09  # 1 % of the duration left for the lag
+    assert polls[len(polls) // 2] <= 3
 
 
 @pytest.mark.parametrize(("previous", "expected"), [(None, 10.0), (100.0, 10.0), (104.0, 7.0)])
