@@ -36,6 +36,8 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from queue import Empty
 from time import monotonic, time
 from typing import Any
@@ -160,6 +162,22 @@ class Channel(kombu_redis.Channel):
         self._script_cached = False
         self._pause_until = 0.0
         self._reliable = bool(self.reliable_fetch) and bool(self.ack_emulation)
+        self._thread_clients = threading.local()
+
+    # -- clients ---------------------------------------------------------------------------
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        """kombu makes a new client object for every publish and every ack from a worker thread
+        (a tenth of an entry task's CPU, bench/pollcost.py's profile): each thread keeps one
+        here, on the channel's own pool (a pool replaced after a fork gets a new one)."""
+        if client:
+            yield client
+            return
+        mine = getattr(self._thread_clients, "client", None)
+        if mine is None or mine.connection_pool is not self.pool:
+            mine = self._thread_clients.client = self._create_client()  # type: ignore[no-untyped-call]
+        yield mine
 
     # -- publishing ------------------------------------------------------------------------
 
