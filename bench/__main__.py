@@ -20,6 +20,7 @@ from bench import (
     efficiency,
     engine,
     memory,
+    pollcost,
     polling,
     report,
     storage,
@@ -45,6 +46,7 @@ SCENARIOS = (
     "dispatch",
     "efficiency",
     "webhooks",
+    "pollcost",
 )
 
 
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     step("efficiency", lambda: efficiency.run(spec, 1000 if q else 3000, 300 if q else 600,
                                               2, args.efficiency_base))  # fmt: skip
     step("webhooks", lambda: callbacks.run(warmup=40, n=60 if q else 120))
+    step("pollcost", lambda: pollcost.run(1000, window=20 if q else 30, rounds=1 if q else 2))
     fig["seconds"] = round(time.time() - t0)
     report.derive(fig)
     print(report.table(fig))

@@ -50,14 +50,15 @@ def layout() -> list[Process]:
     return out
 
 
-def start(st: Stack, env: Mapping[str, str] | None = None) -> dict[str, Worker]:
-    """Start the Procfile's workers on ``st`` (its environment, or ``env``); returns them by
-    Procfile name once each has written its heartbeat (ready and consuming)."""
+def start(st: Stack, env: Mapping[str, str] | None = None, cwd: Path = ROOT) -> dict[str, Worker]:
+    """Start the Procfile's workers on ``st`` (its environment, or ``env``), from the tree at
+    ``cwd`` (another commit's worktree: put it on PYTHONPATH too); returns them by Procfile
+    name once each has written its heartbeat (ready and consuming)."""
     procs = layout()
     workers = {}
     for p in procs:
         workers[p.name] = st.worker(env, queues=p.queues, pool=p.pool, concurrency=p.concurrency,
-                                    name=p.name)  # fmt: skip
+                                    name=p.name, cwd=cwd)  # fmt: skip
     wait_ready(st.r, len(procs))
     return workers
 

@@ -127,6 +127,7 @@ def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     _dispatch_rows(g("dispatch") or {}, add)
     _efficiency_rows(g("efficiency"), add)
     _webhook_rows(g("webhooks") or {}, add)
+    _pollcost_rows(g("pollcost") or {}, add)
     return out
 
 
@@ -225,6 +226,21 @@ def _webhook_rows(w: dict[str, Any], add: Add) -> None:
     add("14 jobs measured / completed by callback", _pair(w.get("measured"), w.get("by_webhook")))
 
 
+def _pollcost_rows(p: dict[str, Any], add: Add) -> None:
+    b, c = p.get("base") or {}, p.get("current") or {}
+    if not (b and c):
+        if p.get("not_measured"):
+            add("15 poll cost", p["not_measured"])
+        return
+    label = f"base {p.get('base_commit')} / current"
+    bc, cc = b.get("cpu_ms_per_poll") or {}, c.get("cpu_ms_per_poll") or {}
+    add(f"15 poller CPU ms per poll ({label})", _pair(bc.get("poller"), cc.get("poller")))
+    add(f"15 all processes' CPU ms per poll ({label})",
+        _pair(round(sum(bc.values()), 2), round(sum(cc.values()), 2)))  # fmt: skip
+    add(f"15 polls/s one poller serves, {p.get('asked_polls_per_s')} asked ({label})",
+        _pair(b.get("polls_per_s"), c.get("polls_per_s")))  # fmt: skip
+
+
 #: The list route's lines: (figure key, what was asked).
 LIST_QUERIES = (
     ("newest", "GET /v1/jobs?limit=50"),
@@ -276,10 +292,11 @@ def _timeline_rows(t: Any, add: Add) -> None:
 
 
 def _new_lines_text(fig: dict[str, Any]) -> str:
-    """Lines 11-14's descriptions, with the sizes the run used."""
+    """Lines 11-15's descriptions, with the sizes the run used."""
     m, d = _get(fig, "memory") or {}, _get(fig, "dispatch") or {}
     e, w = _get(fig, "efficiency"), _get(fig, "webhooks") or {}
     e = e if isinstance(e, dict) else {}
+    pc = _get(fig, "pollcost") or {}
     sizes = ", ".join(f"{n:,}" for n in m.get("sizes") or [1000, 10000, 100000])
     texts = [
         "11. **Memory**: the Procfile's workers, warmed by "
@@ -311,9 +328,18 @@ def _new_lines_text(fig: dict[str, Any]) -> str:
         f"{w.get('warmup_jobs', '?')} jobs, waited for, teaches the estimator through the "
         f"callbacks; then {w.get('jobs', '?')} measured jobs. Polls are the record's count "
         "(polls that reached Akool).",
+        f"15. **Poll cost**: {pc.get('jobs', 1000):,} jobs that the sandbox never finishes, "
+        "each polled every 5 s (`POLL_INITIAL_DELAY` = `POLL_MAX_DELAY` = 5, so every wait is "
+        "parked), through the Procfile's workers started from a git worktree of "
+        f"{pc.get('base_commit', 'the base')} (issue 14 as first built) and from this tree, "
+        f"alternating, {pc.get('rounds', '?')} runs each; after 15 s of warm-up, polls are "
+        "counted at the sandbox and CPU seconds read from /proc (Redis: INFO cpu) over "
+        f"{pc.get('window_s', '?')} s. More polls are asked than one poller serves, so polls/s "
+        "is its capacity.",
     ]
     out = [textwrap.fill(t, width=96, subsequent_indent="    ") for t in texts]
-    for name, i in (("memory", 0), ("dispatch", 1), ("efficiency", 2), ("webhooks", 3)):
+    for name, i in (("memory", 0), ("dispatch", 1), ("efficiency", 2), ("webhooks", 3),
+                    ("pollcost", 4)):  # fmt: skip
         extra = _separately(fig, name)
         if extra:
             out[i] = textwrap.fill(texts[i] + extra, width=96, subsequent_indent="    ")
