@@ -57,6 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool", default="threads", help="the worker pool for every scenario")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--capacity-jobs", type=int, default=None, help="default 10000 (2000 quick)")
+    p.add_argument(
+        "--capacity-pollers",
+        type=int,
+        default=1,
+        help="also run line 5's defaults with this many poller processes",
+    )
+    p.add_argument(
+        "--capacity-compare",
+        default="yes",
+        choices=("yes", "no"),
+        help="also run line 5 with every wait a countdown (the previous design)",
+    )
     p.add_argument("--web-records", type=int, default=100_000, help="job records for the list")
     p.add_argument(
         "--timeline-base",
@@ -106,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     step("baseline", lambda: baseline.compare(spec, 300 if q else 1000, 2 * spec.concurrency))
     step("polling", lambda: _polling(spec, q))
     n_cap = args.capacity_jobs or (2000 if q else 10_000)
-    step("capacity", lambda: capacity.run(n_cap, max_window=400 if q else 900))
+    step("capacity", lambda: capacity.run(n_cap, max_window=400 if q else 900,
+                                          compare=args.capacity_compare == "yes",
+                                          pollers=args.capacity_pollers))  # fmt: skip
     step("download", download.run)
     step("pools", lambda: engine.pools(120 if q else 250, latency=0.2))
     step("storage", lambda: storage.run(q))

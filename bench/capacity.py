@@ -33,10 +33,10 @@ ACTIVE, PARKED = "akool-audio:active", "akool-audio:parked"
 
 
 def one(
-    n: int, max_window: float, threshold: float | None, latency: float = LATENCY
+    n: int, max_window: float, threshold: float | None, latency: float = LATENCY, pollers: int = 1
 ) -> dict[str, Any]:
     """N jobs at once with POLL_PARK_THRESHOLD ``threshold`` (None: the default), each taking
-    about ``latency`` s at the sandbox."""
+    about ``latency`` s at the sandbox, with ``pollers`` poller processes."""
     rng = random.Random(5)
     with Stack("capacity") as st:
         st.sandbox.configure(
@@ -52,7 +52,7 @@ def one(
         extra = {"AKOOL_RATE_LIMIT": str(RATE), "AKOOL_RATE_BURST": str(RATE)}
         if threshold is not None:
             extra["POLL_PARK_THRESHOLD"] = str(threshold)
-        workers = procfile.start(st, st.env(**extra))
+        workers = procfile.start(st, st.env(**extra), scale={"poller": pollers})
         rss0 = procfile.rss(workers)
         mem0 = int(st.r.info("memory")["used_memory"])
         cpu0 = procfile.cpu(st, workers)
@@ -124,6 +124,7 @@ def one(
         "jobs": n,
         "latency_s": latency,
         "poll_park_threshold_s": threshold if threshold is not None else "default",
+        "pollers": pollers,
         "rate_limit": RATE,
         "send_s": round(sent_s, 1),
         "load_1m_max": round(load, 2),
@@ -171,10 +172,13 @@ def _warnings(text: str, keep: int = 6) -> dict[str, Any]:
     return {"lines": len(lines), "first": [ln[:240] for ln in lines[:keep]]}
 
 
-def run(n: int, max_window: float, compare: bool = True) -> dict[str, Any]:
-    """The defaults (parking), then every wait a countdown (the previous design), N jobs each."""
+def run(n: int, max_window: float, compare: bool = True, pollers: int = 1) -> dict[str, Any]:
+    """The defaults (parking), then every wait a countdown (the previous design), N jobs each;
+    with ``pollers`` > 1 also the defaults with that many poller processes."""
     out: dict[str, Any] = {"layout": [p.label() for p in procfile.layout()], "rate_limit": RATE}
     out["parked"] = one(n, max_window, None)
+    if pollers > 1:
+        out["parked_pollers"] = one(n, max_window, None, pollers=pollers)
     if compare:
         out["countdown"] = one(n, max_window, NEVER)
         a, b = out["parked"]["poll_lag_p95_s"], out["countdown"]["poll_lag_p95_s"]

@@ -50,16 +50,23 @@ def layout() -> list[Process]:
     return out
 
 
-def start(st: Stack, env: Mapping[str, str] | None = None, cwd: Path = ROOT) -> dict[str, Worker]:
+def start(
+    st: Stack,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = ROOT,
+    scale: Mapping[str, int] | None = None,
+) -> dict[str, Worker]:
     """Start the Procfile's workers on ``st`` (its environment, or ``env``), from the tree at
-    ``cwd`` (another commit's worktree: put it on PYTHONPATH too); returns them by Procfile
-    name once each has written its heartbeat (ready and consuming)."""
-    procs = layout()
+    ``cwd`` (another commit's worktree: put it on PYTHONPATH too), ``scale[name]`` processes of
+    a line (``honcho start -c poller=2``; default 1); returns them by name (``poller``,
+    ``poller2``, ...) once each has written its heartbeat (ready and consuming)."""
     workers = {}
-    for p in procs:
-        workers[p.name] = st.worker(env, queues=p.queues, pool=p.pool, concurrency=p.concurrency,
-                                    name=p.name, cwd=cwd)  # fmt: skip
-    wait_ready(st.r, len(procs))
+    for p in layout():
+        for i in range(1, (scale or {}).get(p.name, 1) + 1):
+            name = p.name if i == 1 else f"{p.name}{i}"
+            workers[name] = st.worker(env, queues=p.queues, pool=p.pool,
+                                      concurrency=p.concurrency, name=name, cwd=cwd)  # fmt: skip
+    wait_ready(st.r, len(workers))
     return workers
 
 

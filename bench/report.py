@@ -140,7 +140,10 @@ def _capacity_rows(c: dict[str, Any], add: Add) -> None:
         return
     add("5 layout (Procfile); AKOOL_RATE_LIMIT", f"{'; '.join(c.get('layout') or [])}; "
         f"{c.get('rate_limit')}/s")  # fmt: skip
-    for label, r in (("defaults (parked)", p), ("previous design (all countdowns)", old)):
+    more = c.get("parked_pollers")
+    n = more.get("pollers") if isinstance(more, dict) else None
+    for label, r in (("defaults (parked)", p), (f"defaults, {n} poller processes", more),
+                     ("previous design (all countdowns)", old)):  # fmt: skip
         if not isinstance(r, dict):
             continue
         add(f"5 {label}: jobs sent / succeeded / seconds",
