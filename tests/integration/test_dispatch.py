@@ -126,6 +126,23 @@ def test_a_parked_message_is_built_once_per_attempt(redis_url: str) -> None:
     assert jobs.park(job_id, time.time()) is Parked.MOVED_ON
 
 
+def test_a_message_parked_by_an_earlier_version_is_dispatched_once(redis_url: str) -> None:
+    # Given a poll parked the old way (its own message beside the set), whose job record is
+    # gone meanwhile
+    jobs, limiter, s = store_and_limiter(redis_url)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    message = json.dumps({"headers": {"sent_at": 1.0}, "properties": {"delivery_tag": "old-1"}})
+    r.zadd(jobs.parked_key, {"legacy-1": time.time() - 1})
+    r.hset(jobs.parked_messages_key, "legacy-1", "q-legacy\n" + message)
+    # When a dispatcher runs, Then it is pushed once as it was, and nothing else is written
+    assert Dispatcher(jobs, limiter, s).run_once()[0] == 1
+    pushed = json.loads(r.rpop("q-legacy"))
+    assert pushed["properties"]["delivery_tag"] == "old-1"
+    assert pushed["headers"]["sent_at"] > 1.0
+    assert not r.exists(jobs.job_key("legacy-1"))
+    assert r.hlen(jobs.parked_messages_key) == 0 and r.zcard(jobs.parked_key) == 0
+
+
 def test_a_submitted_job_without_a_kept_message_asks_for_one(redis_url: str) -> None:
     jobs, _, _ = store_and_limiter(redis_url)
     jobs.create("n-1", "create", REQUEST, "t")

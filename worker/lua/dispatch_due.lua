@@ -21,20 +21,24 @@ if n > 0 then
   for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
     local job = KEYS[5] .. id
-    local stored = redis.call('HGET', KEYS[2], id)
+    local kept = false
+    local stored = redis.call('HGET', KEYS[2], id)  -- an earlier version's one-off message
     if stored then
       redis.call('HDEL', KEYS[2], id)
     else
       stored = redis.call('HGET', job, 'poll_msg')
+      kept = stored ~= false
     end
     if stored then
       local cut = string.find(stored, '\n', 1, true)
       local queue, payload = string.sub(stored, 1, cut - 1), string.sub(stored, cut + 1)
-      local seq = redis.call('HINCRBY', job, 'dispatched', 1)
       -- textual edits: decoding and encoding again would turn an empty JSON list into {}
       payload = string.gsub(payload, '"sent_at": [%d%.eE+-]+', '"sent_at": ' .. ARGV[1], 1)
-      payload = string.gsub(payload, '"delivery_tag": "([^".]+)[^"]*"',
-                            '"delivery_tag": "%1.' .. seq .. '"', 1)
+      if kept then
+        local seq = redis.call('HINCRBY', job, 'dispatched', 1)
+        payload = string.gsub(payload, '"delivery_tag": "([^".]+)[^"]*"',
+                              '"delivery_tag": "%1.' .. seq .. '"', 1)
+      end
       redis.call('LPUSH', queue, payload)
       moved = moved + 1
     end
