@@ -37,7 +37,11 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     )
 
 
-def run(sizes: tuple[int, ...] = SIZES, warm: int = WARM) -> dict[str, Any]:
+def run(
+    sizes: tuple[int, ...] = SIZES, warm: int = WARM, settle: float = SETTLE, samples: int = SAMPLES
+) -> dict[str, Any]:
+    """RSS and Redis memory at each size; ``settle`` and ``samples`` as ``SETTLE`` and
+    ``SAMPLES`` (smaller in the test that only checks the figures are produced)."""
     with Stack("memory") as st:
         st.sandbox.configure(lifecycle={"mode": "immediate"})
         env = st.env()
@@ -48,9 +52,9 @@ def run(sizes: tuple[int, ...] = SIZES, warm: int = WARM) -> dict[str, Any]:
         points: list[dict[str, Any]] = []
 
         def measure(jobs: int, seeding_s: float) -> None:
-            time.sleep(SETTLE)
+            time.sleep(settle)
             readings = []
-            for _ in range(SAMPLES):
+            for _ in range(samples):
                 readings.append(procfile.rss(workers))
                 time.sleep(1)
             rss = {k: statistics.median(r[k] for r in readings) for k in workers}

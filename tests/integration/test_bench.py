@@ -51,9 +51,9 @@ def test_the_timeline_benchmark_at_its_smallest_produces_figures() -> None:
 
 
 def test_the_capacity_benchmark_at_its_smallest_produces_figures() -> None:
-    # Given the Procfile's workers (an intake worker and a poller) and jobs of about 12 s
+    # Given the Procfile's workers (an intake worker and a poller) and jobs of about 7 s
     # When 5 jobs are sent at once
-    figures = capacity.one(5, max_window=90, threshold=None, latency=12.0)
+    figures = capacity.one(5, max_window=90, threshold=None, latency=7.0)
     # Then every job finished, each poll's lag was read from the timelines, and both
     # processes were measured
     assert figures["succeeded"] == 5
@@ -67,7 +67,7 @@ def test_the_capacity_benchmark_at_its_smallest_produces_figures() -> None:
 def test_the_memory_benchmark_at_its_smallest_produces_figures() -> None:
     # Given the Procfile's workers, warmed by 2 real jobs
     # When 20, then 50 jobs waiting with parked polls are seeded beside them
-    figures = memory.run((20, 50), warm=2)
+    figures = memory.run((20, 50), warm=2, settle=1.0, samples=2)
     # Then each size was seeded as submitted records with parked polls, and measured
     sized = figures["points"][1:]
     assert [p["jobs"] for p in sized] == [20, 50]
