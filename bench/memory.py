@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import Any, cast
 
 from bench import parked, procfile
 from bench.jobs import Waiter, send_many, text_of
@@ -60,6 +60,15 @@ def run(
             rss = {k: statistics.median(r[k] for r in readings) for k in workers}
             usage = [st.r.memory_usage(k, samples=0) or 0 for k in
                      ("akool-audio:parked", "akool-audio:parked-msg")]  # fmt: skip
+            # Each parked job's message is kept in its own hash (poll_msg): its length on a
+            # sample of up to 100 parked jobs, times the parked jobs
+            sample = cast(list[str], st.r.zrange("akool-audio:parked", 0, 99))
+            pipe = st.r.pipeline(transaction=False)
+            for job_id in sample:
+                pipe.hstrlen(f"akool-audio:job:{job_id}", "poll_msg")
+            lengths = [int(x) for x in pipe.execute()]
+            if lengths:
+                usage.append(int(statistics.mean(lengths) * int(st.r.zcard("akool-audio:parked"))))
             points.append({
                 "jobs": jobs,
                 "in_flight": int(st.r.zcard("akool-audio:active")),
