@@ -174,8 +174,10 @@ counted, then killed before the ack, then redelivered.
 
 TEMPLATE = """# Reliability: what we ran and what we saw
 
-Figures of the last run, rendered by `python -m tests.chaos.report` on {when} at commit
-`{commit}` ({machine}, 2 cores shared with other work). Command:
+Figures of each scenario's last run, rendered by `python -m tests.chaos.report` on {when} at
+commit `{commit}` ({machine}, 2 cores shared with other work). A scenario run alone (`-k`)
+replaces only its own row (docs/reliability/*.json), so rows may come from different commits.
+Command:
 
 ```sh
 make chaos                       # .venv/bin/pytest -q -m chaos tests/chaos, then this report
