@@ -19,8 +19,9 @@ from worker.lua import ratelimit_script, source
 class RateLimiter:
     """A shared token bucket (``worker/lua/ratelimit_*.lua``).
 
-    ``reserve(0)`` answers whether a call may go now; a job that must wait reserves a slot and
-    remembers it with ``hold`` under ``held_prefix``, so it comes back exactly then.
+    ``acquire`` answers whether a job's call may go now; a job that must wait reserves a slot
+    and holds it under ``held_prefix``, so it comes back exactly then and calls without asking
+    again. ``reserve(0)`` and ``pace`` are the two checks alone (the voice cache's refresh).
     """
 
     def __init__(
@@ -46,8 +47,8 @@ class RateLimiter:
         self.penalty_seconds = penalty_seconds
 
     def acquire(self, holder: str, max_wait: float, hold_extra: float = 120) -> tuple[float, str]:
-        """Everything a call asks the limit, in one round trip (``reserve``, ``hold``,
-        ``take_held`` and ``pace`` together). Returns (wait, outcome): ``(0.0, "go")`` to call
+        """Everything a call asks the limit, in one round trip (a slot held earlier, else
+        ``reserve``, then ``pace``). Returns (wait, outcome): ``(0.0, "go")`` to call
         now; else come back after ``wait`` s: ``"reserved"`` or ``"paced"`` (the slot is held
         by ``holder`` for ``wait + hold_extra`` s, the next call goes without asking the bucket)
         or ``"retry"`` (no slot within ``max_wait``; nothing held)."""
@@ -74,14 +75,6 @@ class RateLimiter:
         burst, whenever their reservations were made."""
         wait = self._pace(keys=[self.pace_key, self.penalty_key], args=[self.rate, self.burst])
         return float(wait)
-
-    def hold(self, holder: str, seconds: float) -> None:
-        """Remember that ``holder`` owns a reserved slot (for at most ``seconds``)."""
-        self._r.set(self._held(holder), "1", ex=max(1, int(seconds)))
-
-    def take_held(self, holder: str) -> bool:
-        """True, once, when ``holder`` reserved a slot earlier: it may call now."""
-        return bool(self._r.delete(self._held(holder)))
 
     def _held(self, holder: str) -> str:
         return f"{self.held_prefix}:{holder}"
