@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,12 +20,14 @@ VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 
 
 @pytest.fixture(scope="module")
+def sb(make_module_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
+    return make_module_sandbox(lifecycle={"mode": "polls", "polls": 2})
+
+
+@pytest.fixture(scope="module")
 def env(
-    redis_server: RedisServer,
-    make_module_sandbox: Callable[..., SandboxServer],
-    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer, sb: SandboxServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
-    sb = make_module_sandbox(lifecycle={"mode": "polls", "polls": 2})
     tmp = tmp_path_factory.mktemp("cli")
     env = worker_env(redis_server.url, sb.url, tmp / "audio")
     worker = CeleryWorker(env, tmp / "worker.log").start()
@@ -70,6 +73,44 @@ def test_batch_reports_each_file_and_error(env: dict[str, str], tmp_path: Path) 
     assert "2 succeeded, 1 failed" in out.stdout
     assert "akool_failed" in out.stdout and ".wav" in out.stdout
     assert "3/3" in out.stderr
+
+
+def test_batch_ends_when_its_jobs_are_cancelled_while_it_watches(
+    env: dict[str, str], sb: SandboxServer, tmp_path: Path
+) -> None:
+    # Given a batch whose jobs Akool keeps processing (far more polls than the test runs)
+    ids = ["bc-1", "bc-2"]
+    rows = [{"input_text": f"Held at Akool {i}.", "voice_id": VOICE, "job_id": i} for i in ids]
+    path = tmp_path / "cancel.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    sb.configure(lifecycle={"mode": "polls", "polls": 1000})
+    watching = subprocess.Popen(
+        [CLI, "batch", str(path), "--timeout", "120"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # When they are cancelled while the batch watches them (once Akool has them)
+        deadline = time.monotonic() + 30
+        for job_id in ids:
+            while json.loads(run(env, "status", job_id).stdout or "{}").get("state") != "submitted":
+                assert time.monotonic() < deadline and watching.poll() is None
+                time.sleep(0.2)
+            cancelled = run(env, "cancel", job_id)
+            assert cancelled.returncode == 0, cancelled.stderr
+        out, err = watching.communicate(timeout=60)
+    finally:
+        sb.configure(lifecycle={"mode": "polls", "polls": 2})
+        if watching.poll() is None:
+            watching.kill()
+            watching.communicate()
+    # Then the watch ends at once (not at its timeout) and counts them as cancelled
+    assert watching.returncode == 1, err  # not every job succeeded (4 would be the timeout)
+    assert "0 succeeded, 0 failed, 2 cancelled, 0 never recorded" in out
+    assert "2/2" in err and "cancelled 2" in err
 
 
 def test_batch_refuses_a_bad_file_naming_the_line(env: dict[str, str], tmp_path: Path) -> None:

@@ -24,9 +24,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.jobs import Job, JobStore
+from worker.jobs import Job, JobState, JobStore
 
-STATES = ("accepted", "submitting", "submitted", "downloading", "storing", "succeeded", "failed")
+#: Every state in pipeline order; a job is done once its state is final.
+STATES = tuple(s.value for s in JobState)
+FINAL = frozenset(s.value for s in JobState if s.is_final)
 _FIELDS = (
     "input_text",
     "voice_id",
@@ -110,16 +112,25 @@ def counts(jobs: JobStore, job_ids: list[str]) -> Counter[str]:
 
 
 # Each state has a colour and always its word: the colour is never the only signal.
+# ("queued": sent, not yet recorded by a worker.) tests/unit/test_states_events.py checks that
+# every JobState is here.
 STYLES = {
     "queued": "dim",
-    "accepted": "cyan",
-    "submitting": "cyan",
-    "submitted": "blue",
-    "downloading": "magenta",
-    "storing": "yellow",
-    "succeeded": "green",
-    "failed": "bold red",
+    JobState.ACCEPTED.value: "cyan",
+    JobState.SUBMITTING.value: "cyan",
+    JobState.SUBMITTED.value: "blue",
+    JobState.DOWNLOADING.value: "magenta",
+    JobState.STORING.value: "yellow",
+    JobState.CANCELLING.value: "yellow",
+    JobState.SUCCEEDED.value: "green",
+    JobState.FAILED.value: "bold red",
+    JobState.CANCELLED.value: "bright_black",
 }
+
+
+def finished(c: Counter[str]) -> int:
+    """How many of the counted jobs are in a final state (succeeded, failed or cancelled)."""
+    return sum(n for state, n in c.items() if state in FINAL)
 
 
 def states_text(c: Counter[str]) -> str:
@@ -154,7 +165,7 @@ def watch(
         bar = progress.add_task("jobs", total=total, states="")
         while True:
             c = counts(jobs, job_ids)
-            done = c["succeeded"] + c["failed"]
+            done = finished(c)
             states = states_text(c)
             progress.update(bar, completed=done, states=states)
             if not console.is_terminal and states != last:
@@ -174,8 +185,16 @@ class BatchOutcome:
     finished: bool
 
     @property
+    def succeeded(self) -> list[Job]:
+        return [j for j in self.records if j.state is JobState.SUCCEEDED]
+
+    @property
     def failed(self) -> list[Job]:
-        return [j for j in self.records if j.state.value == "failed"]
+        return [j for j in self.records if j.state is JobState.FAILED]
+
+    @property
+    def cancelled(self) -> list[Job]:
+        return [j for j in self.records if j.state is JobState.CANCELLED]
 
 
 def run(

@@ -235,12 +235,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     )
     batch.show(outcome.records)
     print(
-        f"\n{len(outcome.records) - len(outcome.failed)} succeeded, {len(outcome.failed)} "
-        f"failed, {outcome.missing} never recorded"
+        f"\n{len(outcome.succeeded)} succeeded, {len(outcome.failed)} failed, "
+        f"{len(outcome.cancelled)} cancelled, {outcome.missing} never recorded"
     )
     if not outcome.finished:
         return EXIT_TIMEOUT
-    return EXIT_FAILED if outcome.failed or outcome.missing else EXIT_OK
+    return EXIT_FAILED if outcome.failed or outcome.cancelled or outcome.missing else EXIT_OK
 
 
 def sandbox_arguments(argv: Sequence[str]) -> argparse.Namespace:
