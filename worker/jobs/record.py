@@ -13,6 +13,10 @@ from worker.akool.models import AudioStatus
 
 
 class JobState(StrEnum):
+    """A job's state (README, "Job states and error semantics"). The job scripts in worker/lua/
+    move jobs between them; tests/unit/test_states_events.py checks the scripts' states, the
+    OpenAPI document, the CLI, the dashboard and the README against this list."""
+
     ACCEPTED = "accepted"  # recorded, not yet sent to Akool
     SUBMITTING = "submitting"  # a worker holds the submit lease
     SUBMITTED = "submitted"  # Akool has it; we poll
@@ -26,6 +30,12 @@ class JobState(StrEnum):
     @property
     def is_final(self) -> bool:
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+    @property
+    def is_unsuccessful(self) -> bool:
+        """Final without a result: the job carries an error (``cancelled`` for a cancel), and
+        only such a job can be retried (job_retry.lua checks the same states)."""
+        return self in (JobState.FAILED, JobState.CANCELLED)
 
     @property
     def is_fetching(self) -> bool:

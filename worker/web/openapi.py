@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from worker import __version__
+from worker.jobs import EventKind, JobState
 
 JSON = "application/json"
 
@@ -39,6 +40,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 _NULL_STR = {"type": ["string", "null"]}
 _NULL_NUM = {"type": ["number", "null"]}
+_STATE: dict[str, Any] = {"enum": [s.value for s in JobState]}
 _JOB_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _JOB_ID: dict[str, Any] = {
     "name": "job_id",
@@ -117,7 +119,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["job_id", "state", "links"],
         "properties": {
             "job_id": {"type": "string"},
-            "state": {"type": "string"},
+            "state": _STATE,
             "links": {
                 "type": "object",
                 "properties": {k: {"type": "string"} for k in ("self", "cancel", "retry")},
@@ -130,19 +132,7 @@ SCHEMAS: dict[str, Any] = {
         "description": "The job's result as every caller receives it (README, 'The result').",
         "properties": {
             "job_id": {"type": "string"},
-            "state": {
-                "enum": [
-                    "accepted",
-                    "submitting",
-                    "submitted",
-                    "downloading",
-                    "storing",
-                    "cancelling",
-                    "succeeded",
-                    "failed",
-                    "cancelled",
-                ]
-            },
+            "state": _STATE,
             "akool_id": _NULL_STR,
             "audio_url": _NULL_STR,
             "file": _NULL_STR,
@@ -202,7 +192,10 @@ SCHEMAS: dict[str, Any] = {
         "required": ["t", "type"],
         "properties": {
             "t": {"type": "number", "description": "epoch seconds"},
-            "type": {"type": "string", "description": "accepted, submitted, poll, ... succeeded"},
+            "type": {
+                "enum": [k.value for k in EventKind],
+                "description": "the kind of event (README, 'The timeline')",
+            },
         },
         "additionalProperties": True,
     },
@@ -211,7 +204,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "job_id": {"type": "string"},
             "kind": {"type": "string"},
-            "state": {"type": "string"},
+            "state": _STATE,
             "voice": _NULL_STR,
             "created_at": {"type": "number"},
             "completed_at": _NULL_NUM,

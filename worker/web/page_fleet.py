@@ -11,9 +11,11 @@ from typing import cast
 import redis
 
 from worker.fleet import counters
+from worker.jobs import JobState
 
-#: Stacked bottom to top; each its own colour in the stylesheet (and named in the legend).
-SERIES = ("succeeded", "failed", "cancelled")
+#: The final states, stacked bottom to top; each its own colour in the stylesheet (``.s-<state>``)
+#: and named in the legend.
+SERIES = tuple(s.value for s in JobState if s.is_final)
 WIDTH, HEIGHT, BAR_GAP = 600.0, 120.0, 1.0
 
 

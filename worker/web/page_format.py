@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.akool.models import AudioStatus
+from worker.jobs import EventKind as E
 from worker.jobs import JobState
+from worker.jobs.events import event_kind
 
 #: A state's tone (its colour in the stylesheet) and a sign beside its word, so that the state
 #: never rests on colour alone.
@@ -106,13 +108,15 @@ def status_name(status: Any) -> str:
 @dataclass(frozen=True)
 class Step:
     """One line of a job's timeline: when (epoch seconds, and seconds after the first event),
-    what, the detail, and a tone (ok, bad, warn, busy, wait, off)."""
+    what, the detail, a tone (ok, bad, warn, busy, wait, off) and what that kind of event
+    means (``EventKind.description``; empty for a kind this version does not know)."""
 
     t: float
     offset: float
     title: str
     detail: str
     tone: str
+    about: str = ""
 
 
 def _plural(n: int, word: str) -> str:
@@ -135,21 +139,21 @@ def _describe(e: dict[str, Any], polls: int) -> tuple[str, str, str]:
     """(title, detail, tone) of one event; ``polls``: this poll's number."""
     kind = str(e.get("type", "?"))
     t = float(e.get("t") or 0.0)
-    if kind == "accepted":
+    if kind == E.ACCEPTED:
         return "Accepted", f"recorded as a {e.get('kind', '?')} job", "wait"
-    if kind == "submit_started":
+    if kind == E.SUBMIT_STARTED:
         return f"Submit #{e.get('n', '?')} started", "a worker took the submit lease", "busy"
-    if kind == "submitted":
+    if kind == E.SUBMITTED:
         detail = f"Akool id {e.get('akool_id', '?')}, status {status_name(e.get('status'))}"
         if e.get("orphan"):
             return "Akool answered late", detail + " (after this job had ended: an orphan)", "warn"
         return "Submitted to Akool", detail, "busy"
-    if kind == "submit_failed":
+    if kind == E.SUBMIT_FAILED:
         detail = f"code {e.get('code', '?')}"
         if e.get("ambiguous"):
             detail += "; the outcome is unknown (Akool may have the job)"
         return "Submit failed", detail, "warn"
-    if kind == "poll":
+    if kind == E.POLL:
         planned = e.get("planned")
         if isinstance(planned, int | float):
             late = t - float(planned)
@@ -160,7 +164,7 @@ def _describe(e: dict[str, Any], polls: int) -> tuple[str, str, str]:
         if e.get("error"):
             return f"Poll #{polls}", f"error (retried); {plan}", "warn"
         return f"Poll #{polls}", f"status {status_name(e.get('status'))}; {plan}", "busy"
-    if kind == "status":
+    if kind == E.STATUS:
         to = e.get("to")
         change = f"{status_name(e.get('from'))} → {status_name(to)}"
         if to == int(AudioStatus.COMPLETED):
@@ -168,30 +172,30 @@ def _describe(e: dict[str, Any], polls: int) -> tuple[str, str, str]:
         if to == int(AudioStatus.FAILED):
             return "Akool failed the job", change, "bad"
         return "Akool status changed", change, "busy"
-    if kind == "webhook":
+    if kind == E.WEBHOOK:
         return "Webhook received", f"status {status_name(e.get('status'))}", "busy"
-    if kind == "downloaded":
+    if kind == E.DOWNLOADED:
         took = ""
         if isinstance(e.get("started"), int | float):
             took = f" in {duration(t - float(e['started']))}"
         digest = str(e.get("sha256") or "")[:12]
         return "Downloaded", f"{_bytes(e.get('bytes'))}{took}, sha256 {digest}…", "busy"
-    if kind == "download_failed":
+    if kind == E.DOWNLOAD_FAILED:
         return "Download failed", f"{e.get('code', '?')}: {e.get('error', '')}", "warn"
-    if kind == "storing_refused":
+    if kind == E.STORING_REFUSED:
         return (
             "The store refused the result",
             f"try {e.get('attempt', '?')}: {e.get('error', '')}",
             "warn",
         )
-    if kind == "stored":
+    if kind == E.STORED:
         return "Stored", f"{e.get('location', '?')} ({_bytes(e.get('bytes'))})", "ok"
-    if kind == "succeeded":
+    if kind == E.SUCCEEDED:
         return "Succeeded", "", "ok"
-    if kind in ("failed", "error"):
-        title = "Failed" if kind == "failed" else "Error while cancelling"
+    if kind in (E.FAILED, E.ERROR):
+        title = "Failed" if kind == E.FAILED else "Error while cancelling"
         return title, f"{e.get('code', '?')}: {e.get('message', '')}", "bad"
-    if kind == "notified":
+    if kind == E.NOTIFIED:
         channel = "notify_url" if e.get("channel") == "url" else "notify_task"
         detail = f"{channel}: {e.get('outcome', '?')}"
         if e.get("attempt"):
@@ -200,16 +204,43 @@ def _describe(e: dict[str, Any], polls: int) -> tuple[str, str, str]:
             detail += f"; {e['error']}"
         bad = e.get("outcome") in ("undeliverable", "retrying")
         return "Notified", detail, "warn" if bad else "ok"
-    if kind == "cancel_requested":
+    if kind == E.CANCEL_REQUESTED:
         return "Cancel asked", f"while {e.get('state', '?')}", "warn"
-    if kind == "cancelled":
+    if kind == E.CANCELLED:
         return "Cancelled", "", "off"
-    if kind == "retried":
+    if kind == E.RETRIED:
         return "Retried", f"runs again as attempt {e.get('attempt', '?')}", "wait"
-    if kind == "swept":
+    if kind == E.SWEPT:
         return "Restarted by the sweeper", str(e.get("action", "")), "warn"
-    rest = {k: v for k, v in e.items() if k not in ("t", "type")}
-    return kind, json.dumps(rest, sort_keys=True)[:300], "off"
+    return _describe_clone(e, kind)
+
+
+def _describe_clone(e: dict[str, Any], kind: str) -> tuple[str, str, str]:
+    """The v4 clone stage's events (worker/pipeline/clonestage.py); any other kind as its
+    description (or its name, for a kind this version does not know) and its fields."""
+    doc = e.get("voice_doc_id") or "?"
+    if kind == E.CLONE_STARTED:
+        again = " (an earlier request's outcome was unknown)" if e.get("ambiguous") else ""
+        return "Voice clone started", f"cloning a voice from the sample{again}", "busy"
+    if kind == E.CLONE_AMBIGUOUS:
+        since = e.get("since")
+        when = f" (sent {clock(float(since))})" if isinstance(since, int | float) and since else ""
+        return "Clone outcome unknown", f"looking for an earlier request's voice{when}", "warn"
+    if kind == E.CLONE_ADOPTED:
+        return "Earlier clone adopted", f"voice {doc}, being cloned", "busy"
+    if kind == E.CLONED:
+        return "Voice clone accepted", f"voice {doc}, status {status_name(e.get('status'))}", "busy"
+    if kind == E.VOICE_POLLED:
+        return "Voice polled", f"voice {doc}, status {status_name(e.get('status'))}", "busy"
+    if kind == E.CLONE_FAILED:
+        return "Voice clone call failed", f"{e.get('doing', '?')}: {e.get('code', '?')}", "warn"
+    if kind == E.VOICE_READY:
+        how = {"reused": "cloned earlier", "adopted": "adopted", "cloned": "cloned now"}
+        made = how.get(str(e.get("how")), str(e.get("how", "?")))
+        return "Voice ready", f"voice_id {e.get('voice_id', '?')} ({made})", "ok"
+    rest = json.dumps({k: v for k, v in e.items() if k not in ("t", "type")}, sort_keys=True)
+    known = event_kind(kind)
+    return (known.description if known else kind), rest[:300], "off"
 
 
 def timeline(events: list[dict[str, Any]]) -> list[Step]:
@@ -220,10 +251,13 @@ def timeline(events: list[dict[str, Any]]) -> list[Step]:
     for e in events:
         t = float(e.get("t") or 0.0)
         start = t if start is None else start
-        if e.get("type") == "poll":
+        kind = str(e.get("type", "?"))
+        if kind == E.POLL:
             polls += 1
-        if e.get("type") == "retried":
+        if kind == E.RETRIED:
             polls = 0
-        title, detail, kind = _describe(e, polls)
-        steps.append(Step(t, t - start, title, detail, kind))
+        title, detail, tone = _describe(e, polls)
+        known = event_kind(kind)
+        about = known.description if known else ""
+        steps.append(Step(t, t - start, title, detail, tone, about))
     return steps

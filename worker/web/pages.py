@@ -43,7 +43,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from config.settings import SettingsError
 from worker.egress.download import CONTENT_TYPES
-from worker.jobs import Job, JobNotFound
+from worker.jobs import Job, JobNotFound, JobState
 from worker.jobs.listing import Page
 from worker.jobs.record import WrongState
 from worker.jobs.request import is_job_id
@@ -317,7 +317,7 @@ class _Abort(HTTPException):
 def local_result(d: Deps, job: Job) -> tuple[Path, str] | None:
     """The job's own result file in the local result store, with its content type; None when
     the job has none there (not finished, or results go to object storage)."""
-    if job.state.value != "succeeded" or not job.file or not isinstance(d.store, LocalStore):
+    if job.state is not JobState.SUCCEEDED or not job.file or not isinstance(d.store, LocalStore):
         return None
     path = Path(job.file).resolve()
     ext = path.suffix.lstrip(".")
@@ -374,7 +374,7 @@ def _job_page(d: Deps, job: Job, note: str | None = None, status: int = 200) -> 
             audio=_audio_src(d, job, detail),
             note=note,
             can_cancel=not job.state.is_final,
-            can_retry=job.state.value in ("failed", "cancelled"),
+            can_retry=job.state.is_unsuccessful,
         )
     )
     response.status_code = status
