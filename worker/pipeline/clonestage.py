@@ -22,6 +22,7 @@ import time
 
 from worker.akool import AudioStatus, ClonedVoice
 from worker.akool import errors as akool_errors
+from worker.akool.speech import APIS, VoiceCloner
 from worker.backoff import backoff
 from worker.fleet.clonecache import ClonedSample, sample_key
 from worker.jobs import ErrorCode, Job
@@ -34,14 +35,21 @@ CLONING, SPEAKING = "cloning", "speaking"
 
 
 def needs_voice(job: Job) -> bool:
-    """A v4 clone from a sample that has no voice to speak with yet."""
+    """A clone from a sample, of an API that clones a voice first (v4), that has no voice to
+    speak with yet."""
     request = job.request
     return (
-        job.api == "v4"
+        APIS[job.api].cloner is not None
         and job.kind == "clone"
         and bool(request.get("voice_url"))
         and not job.cloned_voice_id
     )
+
+
+def _cloner(job: Job) -> VoiceCloner:
+    cloner = APIS[job.api].cloner
+    assert cloner is not None  # needs_voice said so
+    return cloner
 
 
 def _key(req: AudioRequest) -> str:
@@ -92,7 +100,7 @@ def _poll_voice(svc: Services, job: Job, key: str, known: ClonedSample) -> str |
     assert known.voice_doc_id is not None
     now = time.time()
     try:
-        voice = svc.akool.v4.get_voice(known.voice_doc_id)
+        voice = _cloner(job).get_voice(svc.akool, known.voice_doc_id)
     except akool_errors.AkoolError as exc:
         return _call_failed(svc, job, exc, "polling the cloned voice")
     polls = job.voice_polls + 1
@@ -122,12 +130,12 @@ def _poll_voice(svc: Services, job: Job, key: str, known: ClonedSample) -> str |
     return _wait(svc, job, delay, f"cloned voice status {int(voice.status)}")
 
 
-def _adopt(svc: Services, req: AudioRequest) -> ClonedVoice | None:
+def _adopt(svc: Services, job: Job, req: AudioRequest) -> ClonedVoice | None:
     """After a clone whose answer was lost: the account's newest voice cloned from this sample
     that has not failed, if Akool's list shows one (its records may carry
     ``source_voice_file``; when they do not, nothing is found and the sample is cloned)."""
     try:
-        clones = svc.akool.v4.list_clones()
+        clones = _cloner(job).list_clones(svc.akool)
     except akool_errors.AkoolError:
         return None
     found = [
@@ -152,7 +160,7 @@ def _clone(
         ambiguous = known is not None and known.state == "inflight"
         if ambiguous:
             svc.jobs.note(job.job_id, "clone_ambiguous", since=known.since if known else 0)
-            found = _adopt(svc, req)
+            found = _adopt(svc, job, req)
             if found is not None and found.voice_id:
                 svc.clones.ready(key, found.id, found.voice_id, found.model)
                 return _use(svc, job, found.voice_id, found.id, "adopted")
@@ -166,11 +174,8 @@ def _clone(
         svc.jobs.set_fields(job.job_id, ("clone_started", {"ambiguous": ambiguous}), stage=CLONING)
         assert req.voice_url is not None
         try:
-            # No webhookUrl: whether (and how) Akool calls back for a clone is undocumented.
-            voice = svc.akool.v4.clone_voice(
-                req.voice_url,
-                voice_model_name=req.voice_model_name,
-                voice_options=req.clone_options,
+            voice = _cloner(job).clone_voice(
+                svc.akool, req.voice_url, req.voice_model_name, req.clone_options
             )
         except akool_errors.AkoolError as exc:
             if not isinstance(exc, AMBIGUOUS):
