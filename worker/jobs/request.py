@@ -8,7 +8,9 @@ the field. Unknown kwargs are refused (a typo such as ``voiceId`` must not silen
 ``AKOOL_API_VERSION``. The VoiceLab options (``voice_options``, ``language_code``,
 ``extra_options``; for a clone also ``source_voice_file``, ``voice_model_name`` and
 ``clone_options``) are accepted only with ``api="v4"``, and ``rate`` only with v3: for v4 it is
-refused with a message naming ``voice_options.speed``, never mapped.
+refused with a message naming ``voice_options.speed``, never mapped. Each API's adapter
+(``worker.akool.speech.APIS``) says which of these it takes and validates them; this module is
+the entry point, with no version of its own.
 """
 
 from __future__ import annotations

@@ -46,8 +46,8 @@ def needs_voice(job: Job) -> bool:
     )
 
 
-def _cloner(job: Job) -> VoiceCloner:
-    cloner = APIS[job.api].cloner
+def _cloner(api: str) -> VoiceCloner:
+    cloner = APIS[api].cloner
     assert cloner is not None  # needs_voice said so
     return cloner
 
@@ -100,7 +100,7 @@ def _poll_voice(svc: Services, job: Job, key: str, known: ClonedSample) -> str |
     assert known.voice_doc_id is not None
     now = time.time()
     try:
-        voice = _cloner(job).get_voice(svc.akool, known.voice_doc_id)
+        voice = _cloner(job.api).get_voice(svc.akool, known.voice_doc_id)
     except akool_errors.AkoolError as exc:
         return _call_failed(svc, job, exc, "polling the cloned voice")
     polls = job.voice_polls + 1
@@ -130,12 +130,12 @@ def _poll_voice(svc: Services, job: Job, key: str, known: ClonedSample) -> str |
     return _wait(svc, job, delay, f"cloned voice status {int(voice.status)}")
 
 
-def _adopt(svc: Services, job: Job, req: AudioRequest) -> ClonedVoice | None:
+def _adopt(svc: Services, req: AudioRequest) -> ClonedVoice | None:
     """After a clone whose answer was lost: the account's newest voice cloned from this sample
     that has not failed, if Akool's list shows one (its records may carry
     ``source_voice_file``; when they do not, nothing is found and the sample is cloned)."""
     try:
-        clones = _cloner(job).list_clones(svc.akool)
+        clones = _cloner(req.api).list_clones(svc.akool)
     except akool_errors.AkoolError:
         return None
     found = [
@@ -160,7 +160,7 @@ def _clone(
         ambiguous = known is not None and known.state == "inflight"
         if ambiguous:
             svc.jobs.note(job.job_id, "clone_ambiguous", since=known.since if known else 0)
-            found = _adopt(svc, job, req)
+            found = _adopt(svc, req)
             if found is not None and found.voice_id:
                 svc.clones.ready(key, found.id, found.voice_id, found.model)
                 return _use(svc, job, found.voice_id, found.id, "adopted")
@@ -174,7 +174,7 @@ def _clone(
         svc.jobs.set_fields(job.job_id, ("clone_started", {"ambiguous": ambiguous}), stage=CLONING)
         assert req.voice_url is not None
         try:
-            voice = _cloner(job).clone_voice(
+            voice = _cloner(req.api).clone_voice(
                 svc.akool, req.voice_url, req.voice_model_name, req.clone_options
             )
         except akool_errors.AkoolError as exc:

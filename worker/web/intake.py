@@ -73,9 +73,9 @@ def submit(deps: Deps, body: Any) -> Intake:
     request = parse_request(kind, kwargs, deps.settings)
     job_id = parse_job_id(kwargs.get("job_id")) or uuid.uuid4().hex
     existing = deps.jobs.find(job_id)
-    if existing is None and request.voice_id and deps.request_problem is not None:
+    if existing is None and request.voice_id:
         # As pipeline.accept does for a new job: refused only when the voice cache is fresh.
-        found = deps.request_problem(request)
+        found = deps.request_problem(request) if deps.request_problem is not None else None
         if found:
             raise InvalidRequest(*found)
     task_id = str(uuid.uuid4())
