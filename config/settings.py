@@ -23,6 +23,9 @@ class SettingsError(ValueError):
 
 
 MAX_PRESIGN_SECONDS = 7 * 86400
+#: The keys of Akool's API adapters (``worker.akool.speech.APIS``, which config cannot import;
+#: tests/unit/test_api_versions.py keeps the two the same).
+AKOOL_APIS = ("v3", "v4")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -209,9 +212,10 @@ class Settings:
             )
         if self.heartbeat_timeout < 3:
             raise SettingsError("HEARTBEAT_TIMEOUT must be at least 3 s (refreshed every third)")
-        if self.akool_api_version not in ("v3", "v4"):
+        if self.akool_api_version not in AKOOL_APIS:
             raise SettingsError(
-                f"AKOOL_API_VERSION must be v3 or v4, got {self.akool_api_version!r}"
+                f"AKOOL_API_VERSION must be {' or '.join(AKOOL_APIS)}, "
+                f"got {self.akool_api_version!r}"
             )
         plan = " ".join(self.akool_plan.lower().split())
         if plan not in ("pro", "max", "business", "pro max"):

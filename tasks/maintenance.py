@@ -16,6 +16,7 @@ from config.celeryconfig import QUEUE_AUDIO
 from tasks.base import MAINTENANCE_OPTIONS, again
 from tasks.chains import RESUME, continuation
 from worker import pipeline
+from worker.akool.speech import APIS
 from worker.celery import app
 from worker.fleet import voicecache
 from worker.jobs import ErrorCode, JobState
@@ -87,7 +88,7 @@ def refresh_voices(self: Task) -> dict[str, Any]:
     counts, wait = voicecache.refresh(svc.voices, svc.akool, svc.limiter)
     if wait > 0:
         again(self, pipeline.Later(wait, "rate limit"))
-    report = {"voices": counts.get("v3", 0), "v4_voices": counts.get("v4", 0)}
+    report = {api.voices_report: counts.get(name, 0) for name, api in APIS.items()}
     return svc.reports.record("voices", report)
 
 

@@ -106,7 +106,10 @@ def test_without_a_job_id_one_is_made(d: deps.Deps, sent: Sent) -> None:
 
 
 def test_a_voice_the_fresh_cache_does_not_know_is_refused(d: deps.Deps, sent: Sent) -> None:
-    refusing = deps.Deps(**{**d.__dict__, "voice_problem": lambda v: f"unknown voice_id {v!r}"})
+    def unknown(request: Any) -> tuple[str, str]:
+        return "voice_id", f"unknown voice_id {request.voice_id!r}"
+
+    refusing = deps.Deps(**{**d.__dict__, "request_problem": unknown})
     with pytest.raises(InvalidRequest) as caught:
         intake.submit(refusing, {**OK, "job_id": "web-3"})
     assert caught.value.field == "voice_id" and sent == [] and job_keys(d) == []

@@ -1,5 +1,5 @@
 """Akool Audio API v3 and VoiceLab (v4): the client, typed records, errors, validation and
-webhook crypto."""
+webhook crypto; one adapter per version behind one interface in :mod:`worker.akool.speech`."""
 
 from worker.akool import errors, validation
 from worker.akool.auth import MemoryTokenCache, TokenCache

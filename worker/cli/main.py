@@ -8,9 +8,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker import __version__
+
+if TYPE_CHECKING:
+    from worker.akool.speech import SpeechApi
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
@@ -37,55 +40,49 @@ def _print(obj: Any) -> None:
 
 def cmd_voices(args: argparse.Namespace) -> int:
     from config.settings import get_settings
+    from worker.akool.speech import APIS
     from worker.services import akool_client, reachable_redis
 
     s = get_settings()
     s.require_credentials()
-    api = args.api or s.akool_api_version
+    api = APIS[args.api or s.akool_api_version]
     cached = None if args.refresh else _cached_voices(api)
     if cached is not None:
         voices, age = cached
-        print(f"(from the {api} voice cache, refreshed {age:.0f} s ago)", file=sys.stderr)
+        print(f"(from the {api.name} voice cache, refreshed {age:.0f} s ago)", file=sys.stderr)
         if args.source is not None:
             voices = [v for v in voices if v.source == args.source]
-        return _show_voices(voices, args.json)
+        return _show_voices(api, voices, args.json)
     # The fleet's token cache when Redis answers; without Redis the command still asks Akool.
     client = akool_client(s, reachable_redis(s), get_retries=2)
-    if api == "v4":  # v4's type 2 (Akool's) and 1 (yours) are v3's from 3 and 4
-        v4_type = None if args.source is None else {3: 2, 4: 1}[args.source]
-        return _show_voices(client.v4.list_voices(v4_type), args.json)
-    return _show_voices(client.list_voices(args.source), args.json)
+    return _show_voices(api, api.list_voices(client, args.source), args.json)
 
 
-def _cached_voices(api: str = "v3") -> tuple[list[Any], float] | None:
+def _cached_voices(api: SpeechApi) -> tuple[list[Any], float] | None:
     """The voice list from Redis when beat keeps it fresh; None without Redis or a fresh cache."""
     import redis
 
     from config.settings import get_settings
-    from worker.akool.models import parse_voices
-    from worker.akool.v4models import voice_from_cache
     from worker.fleet.voicecache import VoiceCache
     from worker.services import redis_client
 
     s = get_settings()
     try:
-        cached = VoiceCache(redis_client(s), s).load(api) if s.voice_cache_ttl > 0 else None
+        cache = VoiceCache(redis_client(s), s)
+        cached = cache.load(api.name) if s.voice_cache_ttl > 0 else None
     except redis.RedisError:
         return None
     if cached is None:
         return None
-    if api == "v4":
-        voices = [v for v in map(voice_from_cache, cached.voices) if v is not None]
-        return voices, cached.age
-    return parse_voices(cached.voices, endpoint="voice cache"), cached.age
+    return api.cached_voices(cached.voices), cached.age
 
 
-def _show_voices(voices: list[Any], as_json: bool) -> int:
+def _show_voices(api: SpeechApi, voices: list[Any], as_json: bool) -> int:
     if as_json:
         _print([dict(v.raw) for v in voices])
     else:
         for v in voices:
-            detail = v.model if v.api == "v4" else v.accent
+            detail = api.voice_detail(v)
             print(
                 f"{v.voice_id:24} {v.source}  {v.name or '':16} {v.gender or '':8} {detail or ''}"
             )
@@ -305,11 +302,21 @@ def _lazy(module: str, name: str) -> Any:
     return run
 
 
+def _api(value: str) -> str:
+    """An ``--api`` value: a key of Akool's API registry (imported only when it is given)."""
+    from worker.akool.speech import speech_api
+
+    try:
+        return speech_api(value).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", required=True, help="the text to speak (at most 5000 words)")
     p.add_argument(
         "--api",
-        choices=("v3", "v4"),
+        type=_api,
         help="Akool's API for this job: v3 (Audio) or v4 (VoiceLab); AKOOL_API_VERSION if omitted",
     )
     p.add_argument("--rate", help='v3 speaking rate, "1%%" to "100%%" (default 100%%)')
@@ -356,7 +363,7 @@ def parser() -> argparse.ArgumentParser:
     )
     v.add_argument(
         "--api",
-        choices=("v3", "v4"),
+        type=_api,
         help="v3 (Audio) or v4 (VoiceLab, read page by page); AKOOL_API_VERSION if omitted",
     )
     v.set_defaults(func=cmd_voices)

@@ -140,6 +140,8 @@ def run(keep: bool = False, workers: int = 16, keep_running: bool = False) -> in
 
 
 def _batch(path: Path, sandbox_stats: Callable[[], dict[str, Any]]) -> int:
+    from worker.akool.audiorequest import api_of
+    from worker.akool.speech import APIS
     from worker.celery import app
     from worker.cli import batch
     from worker.services import reachable_job_store
@@ -152,10 +154,11 @@ def _batch(path: Path, sandbox_stats: Callable[[], dict[str, Any]]) -> int:
     stats = sandbox_stats()
     expected = {i.kwargs["job_id"] for i in items if "[[fail]]" in i.kwargs["input_text"]}
     failed = {j.job_id for j in outcome.failed}
-    v4 = [i for i in items if i.kwargs.get("api") == "v4"]
+    # The sample's VoiceLab (v4) jobs: those of an API whose clones make a voice first.
+    v4 = [i for i in items if APIS[api_of(i.kwargs)].cloner is not None]
     v4_clones = sum(1 for i in v4 if i.task == "audio.clone")
-    credits = sum(j.credits or 0.0 for j in outcome.records if j.api == "v4")
-    polls = stats["requests"]["detail"] + stats["requests"].get("v4_detail", 0)
+    credits = sum(j.credits or 0.0 for j in outcome.records if APIS[j.api].reports_credits)
+    polls = sum(stats["requests"].get(api.poll_endpoint, 0) for api in APIS.values())
     print(
         f"\n{len(outcome.succeeded)} succeeded, {len(failed)} failed "
         f"({len(expected)} on purpose); the sandbox saw {stats['submissions']} submissions "

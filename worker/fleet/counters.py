@@ -36,8 +36,7 @@ import redis
 from config import redisconn
 from config.settings import SettingsError, get_settings
 from worker.akool import http as akool_http
-from worker.akool import v4client
-from worker.akool.client import CLONE_PATH, CREATE_PATH, DETAIL_PATH, TOKEN_PATH, VOICES_PATH
+from worker.akool.speech import APIS
 from worker.jobs import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -46,20 +45,11 @@ FLUSH_INTERVAL = 5.0
 BUCKET_TTL = 2 * 3600
 SENT_AT = "sent_at"  # the header our publishers stamp (stamp_sent_at); stats read the age from it
 
-ENDPOINTS = {
-    CREATE_PATH: "create",
-    CLONE_PATH: "clone",
-    DETAIL_PATH: "detail",
-    VOICES_PATH: "voices",
-    TOKEN_PATH: "token",
-    v4client.TTS_PATH: "v4_tts",
-    v4client.CLONE_PATH: "v4_clone",
-    v4client.VOICE_LIST_PATH: "v4_voices",
-}
-#: v4 paths that end in an id: by prefix.
+#: Akool's paths by their short names in the metrics, as each API's adapter names them.
+ENDPOINTS = {path: name for api in APIS.values() for path, name in api.endpoints.items()}
+#: Paths that end in an id: by prefix.
 ENDPOINT_PREFIXES = {
-    v4client.RESOURCE_DETAIL_PATH: "v4_detail",
-    v4client.VOICE_DETAIL_PATH: "v4_voice_detail",
+    path: name for api in APIS.values() for path, name in api.endpoint_prefixes.items()
 }
 SUCCESS_CODE = str(akool_http.SUCCESS)
 RATELIMIT_WAITS = "ratelimit:waits"

@@ -5,10 +5,11 @@ before anything is sent to Akool.
 One set of keys per API, replaced together in one transaction and all expiring after
 ``VOICE_CACHE_TTL``: the raw list (JSON), the set of ids, the time of the refresh and, for v4,
 each voice's model (``voice_model_name``). v3's keys are ``voices:list|ids|fetched_at`` as they
-always were; v4's are ``voices:v4:list|ids|models|fetched_at``. No key means no fresh cache for
-that API, and then nothing is refused: Akool remains the judge. A voice made at Akool after the
-last refresh would look unknown, so a miss triggers one refresh of that API in line (at most once
-a minute per fleet) before the request is refused.
+always were; v4's are ``voices:v4:list|ids|at|models|miss`` (each API's adapter names its keys:
+``SpeechApi.voice_cache``). No key means no fresh cache for that API, and then nothing is
+refused: Akool remains the judge. A voice made at Akool after the last refresh would look
+unknown, so a miss triggers one refresh of that API in line (at most once a minute per fleet)
+before the request is refused.
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ from typing import Any, cast
 import redis
 
 from config.settings import Settings
-from worker.akool import AkoolClient, Voice
+from worker.akool import AkoolClient
 from worker.akool import errors as akool_errors
-from worker.akool.v4options import MODELS_OF, model_number, unsupported_options
+from worker.akool.audiorequest import LEGACY_API, AudioRequest
+from worker.akool.speech import APIS as SPEECH_APIS
 from worker.fleet.ratelimit import RateLimiter
-from worker.jobs.request import AudioRequest
 
 log = logging.getLogger(__name__)
 
 MISS_REFRESH_GAP = 60.0
-APIS = ("v3", "v4")
+APIS = tuple(SPEECH_APIS)
 
 
 @dataclass(frozen=True)
@@ -58,23 +59,19 @@ class VoiceCache:
     def __init__(self, r: redis.Redis, settings: Settings) -> None:
         self.r = r
         self.ttl = settings.voice_cache_ttl
-        v3 = _Keys(
-            settings.key("voices", "list"),
-            settings.key("voices", "ids"),
-            settings.key("voices", "fetched_at"),
-            settings.key("voices", "models"),
-            settings.key("voices", "miss-refresh"),
-        )
-        v4 = _Keys(*(settings.key("voices", "v4", part) for part in v3.__dict__))
-        self._keys = {"v3": v3, "v4": v4}
+        self._keys = {
+            name: _Keys(*(settings.key(*parts) for parts in api.voice_cache))
+            for name, api in SPEECH_APIS.items()
+        }
         # v3's names, as other modules and tests know them
+        v3 = self._keys[LEGACY_API]
         self.list_key, self.ids_key, self.at_key, self.miss_key = v3.list, v3.ids, v3.at, v3.miss
 
     @property
     def enabled(self) -> bool:
         return self.ttl > 0
 
-    def store(self, voices: list[dict[str, Any]], api: str = "v3") -> None:
+    def store(self, voices: list[dict[str, Any]], api: str = LEGACY_API) -> None:
         """Replace ``api``'s list; a v4 record's ``voice_model_name`` is kept per voice."""
         if not self.enabled:
             return
@@ -103,7 +100,7 @@ class VoiceCache:
             pipe.set(keys.at, time.time(), px=ttl_ms)
             pipe.execute()
 
-    def load(self, api: str = "v3") -> Cached | None:
+    def load(self, api: str = LEGACY_API) -> Cached | None:
         """``api``'s cached list if it is fresh, else None."""
         keys = self._keys[api]
         raw, at = cast(list[Any], self.r.mget([keys.list, keys.at]))
@@ -111,27 +108,27 @@ class VoiceCache:
             return None
         return Cached(json.loads(raw), float(at))
 
-    def knows(self, voice_id: str, api: str = "v3") -> bool | None:
+    def knows(self, voice_id: str, api: str = LEGACY_API) -> bool | None:
         """True/False when ``api``'s cache is fresh, None when there is no fresh cache."""
         keys = self._keys[api]
         if not self.enabled or not self.r.exists(keys.at):
             return None
         return bool(self.r.sismember(keys.ids, voice_id))
 
-    def model_of(self, voice_id: str) -> str | None:
-        """A v4 voice's model (e.g. "Akool Multilingual 3"); None when it is not known."""
+    def model_of(self, voice_id: str, api: str | None = None) -> str | None:
+        """A voice's model (e.g. "Akool Multilingual 3", v4 only) in ``api``'s list, or in the
+        first list that knows it; None when it is not known."""
         if not self.enabled:
             return None
-        model = self.r.hget(self._keys["v4"].models, voice_id)
-        return None if model is None else str(model)
+        for name in (api,) if api is not None else APIS:
+            model = self.r.hget(self._keys[name].models, voice_id)
+            if model is not None:
+                return str(model)
+        return None
 
-    def may_refresh_on_miss(self, api: str = "v3") -> bool:
+    def may_refresh_on_miss(self, api: str = LEGACY_API) -> bool:
         key = self._keys[api].miss
         return bool(self.r.set(key, 1, nx=True, px=int(MISS_REFRESH_GAP * 1000)))
-
-
-def _fetch(client: AkoolClient, api: str) -> list[Voice]:
-    return client.list_voices(None) if api == "v3" else client.v4.list_voices(None)
 
 
 def refresh(
@@ -155,7 +152,7 @@ def refresh(
         if wait > 0:  # come back for all of them (what was stored stays stored)
             return {}, float(wait)
         try:
-            voices = _fetch(client, api)
+            voices = SPEECH_APIS[api].list_voices(client, None)
         except akool_errors.AkoolError as exc:
             log.warning("could not refresh the %s voice list: %s", api, exc)
             failed = failed or exc
@@ -172,7 +169,7 @@ def check_voice(
     client: AkoolClient,
     limiter: RateLimiter,
     voice_id: str,
-    api: str = "v3",
+    api: str = LEGACY_API,
 ) -> str | None:
     """An error message if ``voice_id`` is certainly unknown to ``api``, else None."""
     known = cache.knows(voice_id, api)
@@ -187,7 +184,7 @@ def check_voice(
             return None
     cached = cache.load(api)
     age = f"{cached.age:.0f} s ago" if cached else "recently"
-    flag = "" if api == "v3" else " --api v4"
+    flag = SPEECH_APIS[api].voices_flag
     return (
         f"unknown voice_id {voice_id!r}: it is not in Akool's {api} voice list (refreshed "
         f"{age}); `akool-audio voices{flag}` lists the voices"
@@ -197,19 +194,8 @@ def check_voice(
 def options_problem(cache: VoiceCache, request: AudioRequest) -> tuple[str, str] | None:
     """(field, message) for the first v4 option the voice's model does not support, when the
     voice cache knows the model; else None (Akool remains the judge)."""
-    if request.api != "v4" or not request.voice_id:
-        return None
-    model = cache.model_of(request.voice_id)
-    unsupported = unsupported_options(
-        model, request.voice_options, request.language_code, request.extra_options
-    )
-    if not unsupported:
-        return None
-    name = unsupported[0]
-    models = ", ".join(str(n) for n in sorted(MODELS_OF[name]))
-    return name, (
-        f"{name}: voice {request.voice_id!r} is an {model} voice (model "
-        f"{model_number(model)}), which does not support {name} (models {models} do)"
+    return SPEECH_APIS[request.api].options_problem(
+        request, lambda voice_id: cache.model_of(voice_id, request.api)
     )
 
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from worker.akool.audiorequest import api_of
 from worker.akool.models import AudioStatus
+from worker.akool.speech import APIS
 
 
 class JobState(StrEnum):
@@ -153,8 +155,9 @@ class Job:
 
     @property
     def api(self) -> str:
-        """``v3`` or ``v4`` (a record without ``api`` in its request is a v3 job)."""
-        return str(self.request.get("api") or "v3")
+        """The key of the job's API in ``worker.akool.speech.APIS`` (a record without ``api``
+        in its request is a v3 job)."""
+        return api_of(self.request)
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -227,8 +230,13 @@ class Job:
             "attempt": self.attempt,
             "api": self.api,
             # v4 reports what a job cost (null for v3, which reports nothing)
-            "credits": self.credits if self.api == "v4" else None,
+            "credits": self.credits if _reports_credits(self.api) else None,
         }
+
+
+def _reports_credits(api: str) -> bool:
+    known = APIS.get(api)
+    return known is not None and known.reports_credits
 
 
 def request_fingerprint(kind: str, request: dict[str, Any]) -> str:

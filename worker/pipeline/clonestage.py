@@ -22,6 +22,7 @@ import time
 
 from worker.akool import AudioStatus, ClonedVoice
 from worker.akool import errors as akool_errors
+from worker.akool.speech import APIS, VoiceCloner
 from worker.backoff import backoff
 from worker.fleet.clonecache import ClonedSample, sample_key
 from worker.jobs import ErrorCode, Job
@@ -34,14 +35,21 @@ CLONING, SPEAKING = "cloning", "speaking"
 
 
 def needs_voice(job: Job) -> bool:
-    """A v4 clone from a sample that has no voice to speak with yet."""
+    """A clone from a sample, of an API that clones a voice first (v4), that has no voice to
+    speak with yet."""
     request = job.request
     return (
-        job.api == "v4"
+        APIS[job.api].cloner is not None
         and job.kind == "clone"
         and bool(request.get("voice_url"))
         and not job.cloned_voice_id
     )
+
+
+def _cloner(api: str) -> VoiceCloner:
+    cloner = APIS[api].cloner
+    assert cloner is not None  # needs_voice said so
+    return cloner
 
 
 def _key(req: AudioRequest) -> str:
@@ -92,7 +100,7 @@ def _poll_voice(svc: Services, job: Job, key: str, known: ClonedSample) -> str |
     assert known.voice_doc_id is not None
     now = time.time()
     try:
-        voice = svc.akool.v4.get_voice(known.voice_doc_id)
+        voice = _cloner(job.api).get_voice(svc.akool, known.voice_doc_id)
     except akool_errors.AkoolError as exc:
         return _call_failed(svc, job, exc, "polling the cloned voice")
     polls = job.voice_polls + 1
@@ -127,7 +135,7 @@ def _adopt(svc: Services, req: AudioRequest) -> ClonedVoice | None:
     that has not failed, if Akool's list shows one (its records may carry
     ``source_voice_file``; when they do not, nothing is found and the sample is cloned)."""
     try:
-        clones = svc.akool.v4.list_clones()
+        clones = _cloner(req.api).list_clones(svc.akool)
     except akool_errors.AkoolError:
         return None
     found = [
@@ -166,11 +174,8 @@ def _clone(
         svc.jobs.set_fields(job.job_id, ("clone_started", {"ambiguous": ambiguous}), stage=CLONING)
         assert req.voice_url is not None
         try:
-            # No webhookUrl: whether (and how) Akool calls back for a clone is undocumented.
-            voice = svc.akool.v4.clone_voice(
-                req.voice_url,
-                voice_model_name=req.voice_model_name,
-                voice_options=req.clone_options,
+            voice = _cloner(req.api).clone_voice(
+                svc.akool, req.voice_url, req.voice_model_name, req.clone_options
             )
         except akool_errors.AkoolError as exc:
             if not isinstance(exc, AMBIGUOUS):

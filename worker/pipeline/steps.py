@@ -13,6 +13,7 @@ from typing import Any, assert_never
 
 from worker.akool import AudioJob, AudioStatus
 from worker.akool import errors as akool_errors
+from worker.akool.speech import APIS
 from worker.backoff import backoff
 from worker.egress.download import Downloaded, DownloadError, download
 from worker.fleet import counters
@@ -92,30 +93,7 @@ def webhook_url(svc: Services) -> str | None:
 
 
 def _send(svc: Services, req: AudioRequest, voice_id: str | None = None) -> AudioJob:
-    webhook = webhook_url(svc)
-    if req.api == "v4":
-        # VoiceLab speaks with a voice_id: the request's, or a clone's (``voice_id``).
-        speaker = voice_id or req.voice_id
-        assert speaker is not None
-        return svc.akool.v4.create_tts(
-            req.input_text,
-            speaker,
-            voice_options=req.voice_options,
-            language_code=req.language_code,
-            extra_options=req.extra_options,
-            webhook_url=webhook,
-        )
-    assert req.rate is not None
-    if req.kind == "create":
-        assert req.voice_id is not None
-        return svc.akool.create_audio(req.input_text, req.voice_id, req.rate, webhook)
-    return svc.akool.clone_audio(
-        req.input_text,
-        voice_url=req.voice_url,
-        voice_id=req.voice_id,
-        rate=req.rate,
-        webhook_url=webhook,
-    )
+    return APIS[req.api].submit(svc.akool, req, webhook_url(svc), voice_id)
 
 
 _AMBIGUOUS = AMBIGUOUS
@@ -198,10 +176,7 @@ def poll(svc: Services, job_id: str) -> Later | None:
     if later is not None:
         return later
     try:
-        if job.api == "v4":
-            record = svc.akool.v4.get_tts(job.akool_id)
-        else:
-            record = svc.akool.get_audio(job.akool_id)
+        record = APIS[job.api].poll(svc.akool, job.akool_id)
     except akool_errors.AkoolError as exc:
         return _poll_failed(svc, job, exc)
     status = record.status

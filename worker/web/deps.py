@@ -18,7 +18,7 @@ from flask import current_app
 from config.celeryconfig import QUEUE_AUDIO
 from config.settings import Settings, SettingsError
 from worker.fleet.estimator import Estimator
-from worker.fleet.voicecache import VoiceCache, check_voice, request_problem
+from worker.fleet.voicecache import VoiceCache, request_problem
 from worker.jobs import JobStore
 from worker.jobs.request import AudioRequest
 from worker.services import akool_client, duration_model, rate_limiter, redis_client
@@ -27,10 +27,8 @@ from worker.storage import ResultStore, open_store
 EXTENSION = "akool_audio"
 #: ``send(task_name, kwargs, task_id)``: put an entry task on the ``audio`` queue.
 Send = Callable[[str, dict[str, Any], str], None]
-#: ``voice_problem(voice_id)``: why a v3 voice is certainly unknown, or None.
-VoiceCheck = Callable[[str], str | None]
-#: ``v4_problem(request)``: (field, why) a v4 request cannot work (an unknown voice, an option
-#: its model lacks), or None.
+#: ``request_problem(request)``: (field, why) a request cannot work with its API (an unknown
+#: voice, an option its model lacks), or None.
 RequestCheck = Callable[[AudioRequest], tuple[str, str] | None]
 
 
@@ -42,9 +40,8 @@ class Deps:
     store: ResultStore
     voices: VoiceCache
     send: Send
-    voice_problem: VoiceCheck | None  # None without Akool credentials: Akool remains the judge
+    request_problem: RequestCheck | None  # None without Akool credentials: Akool is the judge
     estimator: Estimator  # taught by Akool's callbacks (worker/web/webhook.py)
-    v4_problem: RequestCheck | None = None  # as voice_problem, for VoiceLab (v4) requests
 
 
 def send_entry_task(name: str, kwargs: dict[str, Any], task_id: str) -> None:
@@ -57,8 +54,7 @@ def send_entry_task(name: str, kwargs: dict[str, Any], task_id: str) -> None:
 def build(settings: Settings, send: Send = send_entry_task) -> Deps:
     r = redis_client(settings)
     voices = VoiceCache(r, settings)
-    voice_problem: VoiceCheck | None = None
-    v4_problem: RequestCheck | None = None
+    problem: RequestCheck | None = None
     try:
         settings.require_credentials()
     except SettingsError:
@@ -66,15 +62,10 @@ def build(settings: Settings, send: Send = send_entry_task) -> Deps:
     else:
         client, limiter = akool_client(settings, r), rate_limiter(settings, r)
 
-        def problem(voice_id: str) -> str | None:
-            return check_voice(voices, client, limiter, voice_id)
-
-        voice_problem = problem
-
-        def v4(request: AudioRequest) -> tuple[str, str] | None:
+        def check(request: AudioRequest) -> tuple[str, str] | None:
             return request_problem(voices, client, limiter, request)
 
-        v4_problem = v4
+        problem = check
 
     return Deps(
         settings=settings,
@@ -83,8 +74,7 @@ def build(settings: Settings, send: Send = send_entry_task) -> Deps:
         store=open_store(settings),
         voices=voices,
         send=send,
-        voice_problem=voice_problem,
-        v4_problem=v4_problem,
+        request_problem=problem,
         estimator=duration_model(settings, r),
     )
 

@@ -75,14 +75,9 @@ def submit(deps: Deps, body: Any) -> Intake:
     existing = deps.jobs.find(job_id)
     if existing is None and request.voice_id:
         # As pipeline.accept does for a new job: refused only when the voice cache is fresh.
-        if request.api == "v3" and deps.voice_problem is not None:
-            problem = deps.voice_problem(request.voice_id)
-            if problem:
-                raise InvalidRequest("voice_id", problem)
-        elif request.api == "v4" and deps.v4_problem is not None:
-            found = deps.v4_problem(request)
-            if found:
-                raise InvalidRequest(*found)
+        found = deps.request_problem(request) if deps.request_problem is not None else None
+        if found:
+            raise InvalidRequest(*found)
     task_id = str(uuid.uuid4())
     outcome, _ = deps.jobs.create(job_id, kind, request.to_record(), task_id)
     if outcome != "created":

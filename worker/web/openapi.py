@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from worker import __version__
+from worker.akool.speech import APIS
 from worker.jobs import EventKind, JobState
 
 JSON = "application/json"
@@ -94,7 +95,7 @@ SCHEMAS: dict[str, Any] = {
                 "pattern": _JOB_ID_PATTERN,
             },
             "notify_url": {"type": "string", "format": "uri"},
-            "api": {"enum": ["v3", "v4"], "description": "default AKOOL_API_VERSION"},
+            "api": {"enum": list(APIS), "description": "default AKOOL_API_VERSION"},
             "voice_options": {
                 "type": "object",
                 "description": "v4: speed 0.7-1.2, stability, similarity_boost, style (0-1), "
@@ -145,7 +146,7 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"code": _NULL_STR, "message": _NULL_STR},
             },
             "attempt": {"type": "integer"},
-            "api": {"enum": ["v3", "v4"]},
+            "api": {"enum": list(APIS)},
             "credits": {
                 "type": ["number", "null"],
                 "description": "v4: Akool's deduction_credit; null for v3",
