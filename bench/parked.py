@@ -6,7 +6,8 @@ Each job goes through the scripts a real job runs, with their keys and arguments
 batches of ``BATCH``: ``JobStore.create`` (``job_create.lua``), ``begin_submit``,
 ``record_submitted`` (an Akool id of our own, status 2, processing) and ``Parking.park``
 (``job_park.lua``) with the message ``tasks.chains.park`` would park, captured from kombu as
-``worker/broker/capture.py`` does (the job's continuation, built from its record as read back).
+``capture_lpush`` does (worker/broker/compat.py; the job's continuation, built from its
+record as read back).
 So each record carries its listing indexes, timeline, active-index entry and Akool-id map, and
 its parked poll is the one a worker would have parked. Prints one JSON line:
 ``{"seeded": N, "seconds": s}``.
@@ -45,7 +46,7 @@ def job_ids(start: int, count: int) -> list[str]:
 def seed(r: redis.Redis, settings: Settings, ids: list[str], due: float) -> None:
     """Record ``ids`` as submitted jobs whose next poll is parked until ``due``."""
     from tasks.chains import continuation  # the worker's Celery app: imported with its env
-    from worker.broker.capture import capture_lpush
+    from worker.broker.compat import capture_lpush
 
     store = JobStore(r, settings)  # for its key names only
     script = r.register_script

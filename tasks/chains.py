@@ -12,7 +12,7 @@ from celery import chain
 from celery.canvas import Signature
 
 from config.celeryconfig import QUEUE_POLL
-from worker.broker.capture import capture_lpush
+from worker.broker.compat import capture_lpush, check_cjson_safe
 from worker.celery import app
 from worker.jobs import Job, JobState, JobStore
 from worker.jobs.parking import Parked
@@ -60,5 +60,6 @@ def park(jobs: JobStore, job: Job, due: float) -> bool:
     parked = jobs.parking.park(job.job_id, due)
     if parked is Parked.NO_MESSAGE:
         queue, message = capture_lpush(continuation(job, 0.0).apply_async)
+        check_cjson_safe(message)  # the dispatcher edits it with Redis's cjson
         parked = jobs.parking.park(job.job_id, due, queue, message)
     return parked is Parked.PARKED
