@@ -4,7 +4,7 @@ poller, bench/procfile.py). How late do polls run (actual minus planned), how lo
 sandbox finished a job do we notice, and what do the workers and Redis hold meanwhile?
 
 Run twice in the same run: with the defaults (a poll that waits longer than
-``POLL_PARK_THRESHOLD`` is parked in Redis and dispatched when due, worker/fleet/dispatcher.py)
+``POLL_PARK_THRESHOLD`` is parked in Redis and dispatched when due, worker/jobs/parking.py)
 and with ``POLL_PARK_THRESHOLD`` so high that every wait is a countdown message held by a worker
 (the previous design, in the same layout). Both use ``AKOOL_RATE_LIMIT`` = ``RATE``: the sandbox
 has no limit of its own, and the default 5 calls/s could not serve N jobs x ~3 calls in 120 s.

@@ -1,5 +1,5 @@
 """(12) The due-poll dispatcher's throughput: how many due polls per second one
-``Dispatcher.run_once`` loop (worker/fleet/dispatcher.py, in this process, with the settings a
+``Dispatcher.run_once`` loop (worker/jobs/parking.py, in this process, with the settings a
 worker gets: ``DISPATCH_BATCH`` 1000) moves from the parked set onto the ``poll`` queue.
 
 ``N`` jobs are seeded as submitted records whose next poll is parked and already due
@@ -19,8 +19,8 @@ from typing import Any
 from bench import parked
 from bench.stack import Stack
 from config.settings import Settings
-from worker.fleet.dispatcher import Dispatcher
 from worker.jobs import JobStore
+from worker.jobs.parking import Dispatcher
 from worker.services import rate_limiter
 
 N = 100_000
@@ -32,7 +32,7 @@ def run(n: int = N) -> dict[str, Any]:
         seeded = parked.run(env, 0, n, -1.0)
         settings = Settings.from_env(env)
         jobs = JobStore(st.r, settings)
-        dispatcher = Dispatcher(jobs, rate_limiter(settings, st.r), settings)
+        dispatcher = Dispatcher(jobs.parking, rate_limiter(settings, st.r).penalty_key, settings)
         mem_before = int(st.r.info("memory")["used_memory"])
         batches: list[float] = []
         t0 = time.perf_counter()
@@ -44,7 +44,9 @@ def run(n: int = N) -> dict[str, Any]:
             batches.append(time.perf_counter() - b0)
         elapsed = time.perf_counter() - t0
         queued = int(st.r.llen("poll"))
-        left = int(st.r.zcard(jobs.parked_key)) + int(st.r.hlen(jobs.parked_messages_key))
+        left = int(st.r.zcard(jobs.parking.parked_key)) + int(
+            st.r.hlen(jobs.parking.parked_messages_key)
+        )
         distinct = len(set(st.r.lrange("poll", 0, -1)))
         mem_after = int(st.r.info("memory")["used_memory"])
     if dispatcher.moved != n or queued != n or distinct != n or left:

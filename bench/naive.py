@@ -34,5 +34,5 @@ def naive(job_id: str, input_text: str, voice_id: str) -> str:
             allow_hosts=s.allow_private_hosts,
         )  # fmt: skip
         state = "succeeded"
-    svc.jobs.publish({"job_id": job_id, "state": state})
+    svc.jobs.notices.publish({"job_id": job_id, "state": state})
     return state

@@ -4,9 +4,10 @@
 
 Each job goes through the scripts a real job runs, with their keys and arguments, pipelined in
 batches of ``BATCH``: ``JobStore.create`` (``job_create.lua``), ``begin_submit``,
-``record_submitted`` (an Akool id of our own, status 2, processing) and ``JobStore.park``
+``record_submitted`` (an Akool id of our own, status 2, processing) and ``Parking.park``
 (``job_park.lua``) with the message ``tasks.chains.park`` would park, captured from kombu as
-``worker/broker/capture.py`` does (the job's continuation, built from its record as read back).
+``capture_lpush`` does (worker/broker/compat.py; the job's continuation, built from its
+record as read back).
 So each record carries its listing indexes, timeline, active-index entry and Akool-id map, and
 its parked poll is the one a worker would have parked. Prints one JSON line:
 ``{"seeded": N, "seconds": s}``.
@@ -45,7 +46,7 @@ def job_ids(start: int, count: int) -> list[str]:
 def seed(r: redis.Redis, settings: Settings, ids: list[str], due: float) -> None:
     """Record ``ids`` as submitted jobs whose next poll is parked until ``due``."""
     from tasks.chains import continuation  # the worker's Celery app: imported with its env
-    from worker.broker.capture import capture_lpush
+    from worker.broker.compat import capture_lpush
 
     store = JobStore(r, settings)  # for its key names only
     script = r.register_script
@@ -60,8 +61,7 @@ def seed(r: redis.Redis, settings: Settings, ids: list[str], due: float) -> None
         now = time.time()
         pipe = r.pipeline(transaction=False)
         for job_id in part:
-            keys = [store.job_key(job_id), store.active_key, store.events_key(job_id),
-                    store.listing.prefix]  # fmt: skip
+            keys = store.keys.script(job_id)
             akool_id = "bench" + job_id
             create(keys=keys, args=[job_id, "create", doc, fingerprint, now, str(uuid.uuid4()),
                                     now + settings.poll_deadline], client=pipe)  # fmt: skip
@@ -75,8 +75,8 @@ def seed(r: redis.Redis, settings: Settings, ids: list[str], due: float) -> None
         for job_id, h in zip(part, rows, strict=True):
             job = Job.from_hash(cast(dict[str, str], h))
             queue, message = capture_lpush(continuation(job, 0.0).apply_async)
-            keys = [store.job_key(job_id), store.active_key, store.events_key(job_id),
-                    store.listing.prefix, store.parked_key, store.parked_messages_key]  # fmt: skip
+            keys = store.keys.script(job_id, store.parking.parked_key,
+                                     store.parking.parked_messages_key)  # fmt: skip
             park(keys=keys, args=[job_id, due, queue, message], client=pipe)
         parked = pipe.execute()
         if not all(parked):

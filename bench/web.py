@@ -249,7 +249,7 @@ def seed(r: redis.Redis, settings: Settings, jobs: list[tuple[str, float, bool]]
     for start in range(0, len(jobs), BATCH):
         pipe = r.pipeline(transaction=False)
         for job_id, t, failed in jobs[start : start + BATCH]:
-            keys = [store.job_key(job_id), store.active_key, store.events_key(job_id),
+            keys = [store.job_key(job_id), store.active_key, store.timeline.events_key(job_id),
                     store.listing.prefix]  # fmt: skip
             args: list[str | float] = [job_id, "create", doc, fingerprint, t,
                                        str(uuid.uuid4()), t + settings.poll_deadline]  # fmt: skip

@@ -82,7 +82,7 @@ class Settings:
     poll_deadline: float = 900.0
     transient_error_budget: int = 8
     # Polls that wait longer than this are parked in Redis and dispatched when due, not held
-    # by a worker as countdown messages (worker/fleet/dispatcher.py)
+    # by a worker as countdown messages (worker/jobs/parking.py)
     poll_park_threshold: float = 4.0
     dispatch_interval: float = 0.25
     dispatch_batch: int = 1000

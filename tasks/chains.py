@@ -12,10 +12,10 @@ from celery import chain
 from celery.canvas import Signature
 
 from config.celeryconfig import QUEUE_POLL
-from worker.broker.capture import capture_lpush
+from worker.broker.compat import capture_lpush, check_cjson_safe
 from worker.celery import app
 from worker.jobs import Job, JobState, JobStore
-from worker.jobs.store import Parked
+from worker.jobs.parking import Parked
 
 POLL = "audio.poll"
 DOWNLOAD = "audio.download"
@@ -52,13 +52,14 @@ def continuation(job: Job, due_in: float) -> Signature:
 
 
 def park(jobs: JobStore, job: Job, due: float) -> bool:
-    """Park the job's next poll until ``due`` (worker/fleet/dispatcher.py). Its continuation,
+    """Park the job's next poll until ``due`` (worker/jobs/parking.py). Its continuation,
     built as the message kombu would send, waits in Redis instead of in a worker; it is the
     same for every poll of an attempt, so it is built only when the job has none kept (about
     a fifth of a poll's CPU, bench/pollcost.py). False when the job no longer waits for Akool
     (whoever moved it continues it)."""
-    parked = jobs.park(job.job_id, due)
+    parked = jobs.parking.park(job.job_id, due)
     if parked is Parked.NO_MESSAGE:
         queue, message = capture_lpush(continuation(job, 0.0).apply_async)
-        parked = jobs.park(job.job_id, due, queue, message)
+        check_cjson_safe(message)  # the dispatcher edits it with Redis's cjson
+        parked = jobs.parking.park(job.job_id, due, queue, message)
     return parked is Parked.PARKED

@@ -64,7 +64,7 @@ def _act(svc: Services, action: sweeper.Action, job_id: str) -> None:
     if action is sweeper.Action.CANCEL:
         svc.jobs.cancel(job_id, force=True)
     if action is sweeper.Action.POLL:
-        svc.jobs.unpark(job_id)  # the sweeper's chain replaces a parked one
+        svc.jobs.parking.unpark(job_id)  # the sweeper's chain replaces a parked one
     if action is sweeper.Action.FAIL:
         job = svc.jobs.find(job_id)
         if job is not None and job.state.is_fetching:

@@ -107,7 +107,7 @@ def reach(jobs: JobStore, job_id: str, state: JobState) -> Job:
 
 
 def kinds(jobs: JobStore, job_id: str) -> list[str]:
-    return [e["type"] for e in jobs.events(job_id)]
+    return [e["type"] for e in jobs.timeline.events(job_id)]
 
 
 def stored_files(audio_dir: Path, job_id: str) -> list[Path]:

@@ -22,10 +22,9 @@ from tests.support.procs import CeleryWorker, worker_env
 from tests.support.redis import RedisServer
 from tests.support.stack import caller_app
 from worker.akool.models import AudioStatus
-from worker.fleet.dispatcher import Dispatcher
 from worker.fleet.ratelimit import RateLimiter
 from worker.jobs import JobState, JobStore
-from worker.jobs.store import Parked
+from worker.jobs.parking import Dispatcher, Parked
 from worker.services import rate_limiter
 
 VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
@@ -45,7 +44,7 @@ def park_many(jobs: JobStore, n: int, due: float, queue: str = "q-test") -> list
         assert jobs.begin_submit(job_id, 30) == "go"
         jobs.record_submitted(job_id, f"ak-{job_id}", 1, None, due)  # type: ignore[arg-type]
         message = json.dumps({"headers": {"sent_at": 1.0}, "job": job_id})
-        assert jobs.park(job_id, due, queue, message) is Parked.PARKED
+        assert jobs.parking.park(job_id, due, queue, message) is Parked.PARKED
     return ids
 
 
@@ -53,7 +52,7 @@ def test_two_dispatchers_never_push_one_poll_twice(redis_url: str) -> None:
     jobs, limiter, s = store_and_limiter(redis_url)
     ids = park_many(jobs, 600, time.time() - 1)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    dispatchers = [Dispatcher(jobs, limiter, s) for _ in range(4)]
+    dispatchers = [Dispatcher(jobs.parking, limiter.penalty_key, s) for _ in range(4)]
 
     def drain(d: Dispatcher) -> None:
         for _ in range(40):
@@ -68,8 +67,8 @@ def test_two_dispatchers_never_push_one_poll_twice(redis_url: str) -> None:
     pushed = [json.loads(m)["job"] for m in r.lrange("q-test", 0, -1)]
     assert sorted(pushed) == ids  # each exactly once
     assert sum(d.moved for d in dispatchers) == 600
-    assert r.zcard(jobs.parked_key) == 0
-    assert r.hlen(jobs.parked_messages_key) == 0
+    assert r.zcard(jobs.parking.parked_key) == 0
+    assert r.hlen(jobs.parking.parked_messages_key) == 0
     # The dispatched message says when it was sent, not when it was parked.
     assert json.loads(r.lindex("q-test", 0))["headers"]["sent_at"] > 1.0
 
@@ -77,7 +76,7 @@ def test_two_dispatchers_never_push_one_poll_twice(redis_url: str) -> None:
 def test_nothing_is_dispatched_before_it_is_due(redis_url: str) -> None:
     jobs, limiter, s = store_and_limiter(redis_url)
     park_many(jobs, 5, time.time() + 30)
-    moved, wait = Dispatcher(jobs, limiter, s).run_once()
+    moved, wait = Dispatcher(jobs.parking, limiter.penalty_key, s).run_once()
     assert moved == 0
     assert wait is not None and 28 < wait <= 30
 
@@ -86,7 +85,7 @@ def test_the_queue_holds_no_more_than_the_shared_rate_can_serve(redis_url: str) 
     jobs, limiter, s = store_and_limiter(redis_url, rate=5.0)  # 5 calls/s x 2 s = 10
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     park_many(jobs, 30, time.time() - 1, queue="poll")
-    d = Dispatcher(jobs, limiter, s)
+    d = Dispatcher(jobs.parking, limiter.penalty_key, s)
     assert d.run_once()[0] == 10
     assert d.run_once()[0] == 0  # the queue is full for the next 2 s of the rate
     for _ in range(4):
@@ -95,14 +94,14 @@ def test_the_queue_holds_no_more_than_the_shared_rate_can_serve(redis_url: str) 
     r.set(limiter.penalty_key, "0.5")  # Akool said 1005: the fleet runs at half the rate
     r.delete("poll")
     assert d.run_once()[0] == 5
-    assert r.zcard(jobs.parked_key) == 11
+    assert r.zcard(jobs.parking.parked_key) == 11
 
 
 def test_a_job_that_moved_on_is_not_parked(redis_url: str) -> None:
     jobs, _, _ = store_and_limiter(redis_url)
     jobs.create("m-1", "create", REQUEST, "t")
-    assert jobs.park("m-1", time.time(), "poll", "{}") is Parked.MOVED_ON  # accepted only
-    assert jobs.parked_due("m-1") is None
+    assert jobs.parking.park("m-1", time.time(), "poll", "{}") is Parked.MOVED_ON  # accepted only
+    assert jobs.parking.parked_due("m-1") is None
 
 
 def test_a_parked_message_is_built_once_per_attempt(redis_url: str) -> None:
@@ -111,19 +110,19 @@ def test_a_parked_message_is_built_once_per_attempt(redis_url: str) -> None:
     (job_id,) = park_many(jobs, 1, time.time() - 1, queue="q-once")
     # kombu's envelope, shortened: the parts the dispatcher edits
     message = json.dumps({"headers": {"sent_at": 1.0}, "properties": {"delivery_tag": "tag-a"}})
-    assert jobs.park(job_id, time.time() - 1, "q-once", message) is Parked.PARKED
-    d = Dispatcher(jobs, limiter, s)
+    assert jobs.parking.park(job_id, time.time() - 1, "q-once", message) is Parked.PARKED
+    d = Dispatcher(jobs.parking, limiter.penalty_key, s)
     tags = []
     for _ in range(3):
         assert d.run_once()[0] == 1
         tags.append(json.loads(r.rpop("q-once"))["properties"]["delivery_tag"])
         # The next wait sends no message: the job's kept one goes again, as a new delivery
-        assert jobs.park(job_id, time.time() - 1) is Parked.PARKED
+        assert jobs.parking.park(job_id, time.time() - 1) is Parked.PARKED
     assert tags == ["tag-a.1", "tag-a.2", "tag-a.3"]
     # A job that stops waiting for Akool drops it; a new attempt must build its own
     jobs.record_poll(job_id, AudioStatus.COMPLETED, "http://x/a.mp3", time.time())
     assert r.hget(jobs.job_key(job_id), "poll_msg") is None
-    assert jobs.park(job_id, time.time()) is Parked.MOVED_ON
+    assert jobs.parking.park(job_id, time.time()) is Parked.MOVED_ON
 
 
 def test_a_message_parked_by_an_earlier_version_is_dispatched_once(redis_url: str) -> None:
@@ -132,15 +131,15 @@ def test_a_message_parked_by_an_earlier_version_is_dispatched_once(redis_url: st
     jobs, limiter, s = store_and_limiter(redis_url)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     message = json.dumps({"headers": {"sent_at": 1.0}, "properties": {"delivery_tag": "old-1"}})
-    r.zadd(jobs.parked_key, {"legacy-1": time.time() - 1})
-    r.hset(jobs.parked_messages_key, "legacy-1", "q-legacy\n" + message)
+    r.zadd(jobs.parking.parked_key, {"legacy-1": time.time() - 1})
+    r.hset(jobs.parking.parked_messages_key, "legacy-1", "q-legacy\n" + message)
     # When a dispatcher runs, Then it is pushed once as it was, and nothing else is written
-    assert Dispatcher(jobs, limiter, s).run_once()[0] == 1
+    assert Dispatcher(jobs.parking, limiter.penalty_key, s).run_once()[0] == 1
     pushed = json.loads(r.rpop("q-legacy"))
     assert pushed["properties"]["delivery_tag"] == "old-1"
     assert pushed["headers"]["sent_at"] > 1.0
     assert not r.exists(jobs.job_key("legacy-1"))
-    assert r.hlen(jobs.parked_messages_key) == 0 and r.zcard(jobs.parked_key) == 0
+    assert r.hlen(jobs.parking.parked_messages_key) == 0 and r.zcard(jobs.parking.parked_key) == 0
 
 
 def test_a_submitted_job_without_a_kept_message_asks_for_one(redis_url: str) -> None:
@@ -148,8 +147,8 @@ def test_a_submitted_job_without_a_kept_message_asks_for_one(redis_url: str) -> 
     jobs.create("n-1", "create", REQUEST, "t")
     assert jobs.begin_submit("n-1", 30) == "go"
     jobs.record_submitted("n-1", "ak-n-1", 1, None, time.time())  # type: ignore[arg-type]
-    assert jobs.park("n-1", time.time()) is Parked.NO_MESSAGE
-    assert jobs.parked_due("n-1") is None
+    assert jobs.parking.park("n-1", time.time()) is Parked.NO_MESSAGE
+    assert jobs.parking.parked_due("n-1") is None
 
 
 # --- end to end -------------------------------------------------------------------------------
@@ -204,11 +203,11 @@ def test_parked_polls_finish_jobs_end_to_end(
     assert [s["state"] for s in summaries] == ["succeeded"] * 5
     jobs, _, _ = store_and_limiter(redis_server.url)
     for s in summaries:
-        events = [e["type"] for e in jobs.events(s["job_id"])]
+        events = [e["type"] for e in jobs.timeline.events(s["job_id"])]
         assert events.count("poll") == 4, events
         assert jobs.get(s["job_id"]).state is JobState.SUCCEEDED
     r = redis.Redis.from_url(redis_server.url)
-    assert r.zcard(jobs.parked_key) == 0
+    assert r.zcard(jobs.parking.parked_key) == 0
     # Each job's polls after the first are deliveries of its one kept message (one task id per
     # job); four polls per job, all received by the worker: 20 deliveries of 5 poll task ids.
     polls = re.findall(r"Task audio\.poll\[([0-9a-f-]+)\] received", worker.text())

@@ -105,7 +105,7 @@ def test_prune_drops_only_entries_of_expired_records(store: JobStore, redis_url:
     ids = make(store, 20)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     r.delete(*(store.job_key(i) for i in ids[:5]))  # as if they had expired
-    assert store.prune_listing(time.time() + 1) == 5
+    assert store.pruning.prune_listing(time.time() + 1) == 5
     assert [j.job_id for j in store.page(limit=200).jobs] == list(reversed(ids[5:]))
     assert sum(store.counts().values()) == 15
 
@@ -126,7 +126,7 @@ def test_each_transition_writes_its_event(store: JobStore) -> None:
     store.record_poll("t-1", AudioStatus.COMPLETED, "https://a.example/x.mp3", time.time())
     fetched = {"t": time.time(), "started": time.time() - 0.1, "bytes": 10, "sha256": "ab" * 32}
     assert store.succeed("t-1", "/audio/t-1.mp3", "/audio/t-1.mp3", "ab" * 32, 10, fetched)
-    events = store.events("t-1")
+    events = store.timeline.events("t-1")
     assert [e["type"] for e in events] == [
         "accepted",
         "submit_started",
@@ -147,7 +147,7 @@ def test_each_transition_writes_its_event(store: JobStore) -> None:
     assert events[8]["location"] == "/audio/t-1.mp3"
     # A final record and its timeline expire together.
     r = redis.Redis.from_url(store.s.redis_url)
-    assert 0 < r.ttl(store.events_key("t-1")) <= store.s.job_retention_days * 86400
+    assert 0 < r.ttl(store.timeline.events_key("t-1")) <= store.s.job_retention_days * 86400
 
 
 def test_retry_keeps_the_timeline_and_lifts_the_expiry(store: JobStore) -> None:
@@ -157,9 +157,9 @@ def test_retry_keeps_the_timeline_and_lifts_the_expiry(store: JobStore) -> None:
     assert job.state is JobState.ACCEPTED
     assert job.attempt == 2
     assert job.attempts[0]["error"] == {"code": "1003", "message": "bad"}
-    assert [e["type"] for e in store.events("t-2")] == ["accepted", "failed", "retried"]
+    assert [e["type"] for e in store.timeline.events("t-2")] == ["accepted", "failed", "retried"]
     r = redis.Redis.from_url(store.s.redis_url)
     assert r.ttl(store.job_key("t-2")) == -1
-    assert r.ttl(store.events_key("t-2")) == -1
+    assert r.ttl(store.timeline.events_key("t-2")) == -1
     assert store.counts()["accepted"] == 1
     assert store.counts()["failed"] == 0

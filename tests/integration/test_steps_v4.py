@@ -271,7 +271,7 @@ def test_clone_polls_the_voice_then_speaks_with_it(svc: Services, sb: SandboxSer
     tts = sb.job(job.akool_id or "")
     assert tts["voice_id"] == clone["new_voice_id"] and tts["voice_options"] == {"speed": 1.1}
     assert clone["voice_model_name"] == "Akool Multilingual 3"
-    kinds = [e["type"] for e in svc.jobs.events(job_id)]
+    kinds = [e["type"] for e in svc.jobs.timeline.events(job_id)]
     assert kinds.index("clone_started") < kinds.index("voice_ready") < kinds.index("submitted")
 
 
@@ -286,7 +286,7 @@ def test_the_same_sample_is_never_cloned_twice(svc: Services, sb: SandboxServer)
     assert sb.stats()["clones"] == 1 and sb.stats()["submissions"] == 3
     voices = {svc.jobs.get(j).cloned_voice_id for j in jobs}
     assert len(voices) == 1
-    reused = [e for e in svc.jobs.events(jobs[2]) if e["type"] == "voice_ready"]
+    reused = [e for e in svc.jobs.timeline.events(jobs[2]) if e["type"] == "voice_ready"]
     assert reused[0]["how"] == "reused"
     # Other clone options are another sample: cloned once more.
     other = accept(
@@ -361,7 +361,7 @@ def test_an_ambiguous_clone_is_found_again_not_cloned_twice(make: Make, sb: Sand
     job = svc.jobs.get(job_id)
     assert job.state is JobState.SUBMITTED
     assert job.cloned_voice_id == sb.clones()[0]["new_voice_id"]
-    kinds = [e["type"] for e in svc.jobs.events(job_id)]
+    kinds = [e["type"] for e in svc.jobs.timeline.events(job_id)]
     assert "clone_ambiguous" in kinds
 
 

@@ -1,6 +1,6 @@
 """The threads every worker process runs beside its consumer: the heartbeat (and the restorer
 of dead workers' messages, worker/broker/heartbeat.py) and the due-poll dispatcher
-(worker/fleet/dispatcher.py). Started when the worker is ready; stopped when it has shut down
+(worker/jobs/parking.py). Started when the worker is ready; stopped when it has shut down
 (after its last task: a heartbeat that stopped earlier would let another worker restore the
 messages of tasks still running here)."""
 
@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from worker.broker.heartbeat import Heartbeat
-from worker.fleet.dispatcher import Dispatcher
+from worker.jobs.parking import Dispatcher
 from worker.services import services
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class FleetLoop:
         connection = self.app.connection_for_write()
         self.heartbeat = Heartbeat(connection.default_channel, s.heartbeat_timeout)
         self.heartbeat.beat()  # before anything else: this worker is alive from now on
-        dispatcher = Dispatcher(svc.jobs, svc.limiter, s)
+        dispatcher = Dispatcher(svc.jobs.parking, svc.limiter.penalty_key, s)
         self._spawn("heartbeat", self._beat)
         self._spawn("dispatcher", dispatcher.run, self.stopping)
 

@@ -20,6 +20,8 @@ from celery.app.amqp import AMQP
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 
+from worker.broker import compat
+
 TEXT_KEEP = 60  # characters of input_text shown
 STRING_KEEP = 200  # characters of any other string shown
 REPR_MAX = 1024
@@ -90,10 +92,9 @@ def on_task_received(request: Any = None, **_: Any) -> None:
     if request is None:
         return
     try:
-        request._argsrepr = args_repr(request.args)
-        request._kwargsrepr = kwargs_repr(request.kwargs)
+        compat.set_reprs(request, args_repr(request.args), kwargs_repr(request.kwargs))
     except Exception:  # never let a display concern refuse a task
-        request._argsrepr = request._kwargsrepr = "(hidden)"
+        compat.set_reprs(request, "(hidden)", "(hidden)")
 
 
 def redact_text(text: str) -> str:

@@ -21,6 +21,9 @@ this channel splits the two jobs of BRPOP:
 It needs Redis >= 6.2 (BLMOVE) and scripting; without them the channel says so once and falls
 back to kombu's BRPOP.
 
+kombu's private hooks (``_put``, ``_brpop_start``, ``_brpop_read``, ``qos._delivered``, ...)
+are reached through worker/broker/compat.py, under public names.
+
 Poison. kombu parses a popped message in the worker's event loop; a body that is not JSON (or
 JSON of the wrong shape) raises out of it and Celery stops the worker with "Unrecoverable
 error": any process able to LPUSH to a queue could stop every worker. Such a message is dropped
@@ -43,10 +46,10 @@ from time import monotonic, time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
-from kombu.utils.json import dumps, loads
+from kombu.utils.json import loads
 from redis.exceptions import NoScriptError
 
+from worker.broker.compat import KombuChannel, KombuQoS
 from worker.lua import source
 
 logger = logging.getLogger(__name__)
@@ -61,9 +64,6 @@ FETCH_SCRIPT = source("reliable_fetch")
 FETCH_SHA = hashlib.sha1(FETCH_SCRIPT.encode()).hexdigest()
 
 _FETCH, _WAIT = "fetch", "wait"
-
-#: Set by worker/broker/capture.py in the thread whose publishes it captures.
-CAPTURE = threading.local()
 
 
 @functools.cache
@@ -81,20 +81,20 @@ def held_key(unacked_key: str, consumer: str | None = None) -> str:
     return f"{unacked_key}:held:{consumer or consumer_id()}"
 
 
-class QoS(kombu_redis.QoS):
+class QoS(KombuQoS):
     def append(self, message: Any, delivery_tag: Any) -> None:
         prerecorded = self.channel._prerecorded
         if delivery_tag in prerecorded:
             # The fetch script already wrote it to the unacked hash and index.
             prerecorded.discard(delivery_tag)
-            virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
+            self.append_in_memory(message, delivery_tag)
             return
         super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
         with self.channel.conn_or_acquire() as client:  # BRPOP: held by this consumer too
             client.sadd(self.channel._key(held_key(self.unacked_key)), delivery_tag)
 
-    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
-        pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[no-untyped-call]
+    def remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        pipe = super().remove_from_indices(delivery_tag, pipe)
         return pipe.srem(self.channel._key(held_key(self.unacked_key)), delivery_tag)
 
     def _torn_down(self) -> bool:
@@ -135,7 +135,7 @@ class QoS(kombu_redis.QoS):
             )
 
 
-class Channel(kombu_redis.Channel):
+class Channel(KombuChannel):
     QoS = QoS
 
     #: Seconds an idle channel blocks on its first queue before it looks at all its queues
@@ -176,35 +176,23 @@ class Channel(kombu_redis.Channel):
             return
         mine = getattr(self._thread_clients, "client", None)
         if mine is None or mine.connection_pool is not self.pool:
-            mine = self._thread_clients.client = self._create_client()  # type: ignore[no-untyped-call]
+            mine = self._thread_clients.client = self.new_client()
         yield mine
-
-    # -- publishing ------------------------------------------------------------------------
-
-    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
-        captured = getattr(CAPTURE, "puts", None)
-        if captured is not None:
-            # worker/broker/capture.py: the LPUSH this publish ends in is kept, not sent
-            pri = self._get_message_priority(message, reverse=False)  # type: ignore[no-untyped-call]
-            key = self._q_for_pri(queue, pri)  # type: ignore[no-untyped-call]
-            captured.append((key, dumps(message)))  # type: ignore[no-untyped-call]
-            return
-        super()._put(queue, message, **kwargs)  # type: ignore[no-untyped-call]
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _brpop_start(self, timeout: Any = None) -> None:
+    def fetch_start(self, timeout: Any = None) -> None:
         if not self._reliable:
-            super()._brpop_start(timeout)  # type: ignore[no-untyped-call]
+            super().fetch_start(timeout)
             return
         if monotonic() < self._pause_until:
             return  # after a Redis error: the hub calls again on a later tick
-        queues = self._queue_cycle.consume(len(self.active_queues))
+        queues = self.next_queues()
         if not queues:
             return
         if self._wait_next:
             key = self._key(self.active_queues[0])
-            wait = self.fetch_wait_busy if self.qos._delivered else self.fetch_wait_idle
+            wait = self.fetch_wait_busy if self.qos.delivered else self.fetch_wait_idle
             command: list[Any] = ["BLMOVE", key, key, "RIGHT", "RIGHT", wait]
             self._sent = _WAIT
         else:
@@ -214,7 +202,7 @@ class Channel(kombu_redis.Channel):
                 self._key(held_key(self.unacked_key)),
             ]
             keys += [
-                self._key(self._q_for_pri(queue, pri))  # type: ignore[no-untyped-call]
+                self._key(self.priority_queue(queue, pri))
                 for pri in self.priority_steps
                 for queue in queues
             ]
@@ -222,8 +210,7 @@ class Channel(kombu_redis.Channel):
             command = [*script, len(keys), *keys, repr(time())]
             self._sent = _FETCH
         connection = self.client.connection
-        self._in_poll = connection
-        self._brpop_sent_at = monotonic()  # type: ignore[assignment]
+        self.poll_sent(connection)
         connection.send_command(*command)
 
     def _key(self, name: str) -> str:
@@ -231,9 +218,9 @@ class Channel(kombu_redis.Channel):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _brpop_read(self, **options: Any) -> bool:
+    def fetch_read(self, **options: Any) -> bool:
         if not self._reliable or self._sent is None:
-            return self._read_guarded(super()._brpop_read, **options)
+            return self._read_guarded(super().fetch_read, **options)
         sent = self._sent
         try:
             try:
@@ -254,26 +241,25 @@ class Channel(kombu_redis.Channel):
             return self._read_guarded(self._deliver_fetched, reply)
         finally:
             self._sent = None
-            self._in_poll = None  # type: ignore[assignment]
-            self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
+            self.poll_done()
 
     def _deliver_fetched(self, reply: list[Any]) -> bool:
         key = _text(reply[0])[len(self.global_keyprefix or "") :]
         tag = _text(reply[2]) if len(reply) > 2 else None
         dest = key.rsplit(self.sep, 1)[0]
-        self._queue_cycle.rotate(dest)
+        self.rotate_queue(dest)
         try:
             payload = loads(_text(reply[1]))  # type: ignore[no-untyped-call]
         except BaseException:
             if tag is not None:
                 # Recorded but never deliverable: forget it, or the restore sweep would bring
                 # it back after every visibility timeout.
-                self.qos._remove_from_indices(tag).execute()
+                self.qos.remove_from_indices(tag).execute()
             raise
         if tag is not None:
             self._prerecorded.add(tag)
         try:
-            self.connection._deliver(payload, dest)
+            self.deliver(payload, dest)
         finally:
             if tag is not None:
                 # Normally QoS.append took it; a message for a queue nobody here consumes is
@@ -282,7 +268,7 @@ class Channel(kombu_redis.Channel):
         return True
 
     def _read_guarded(self, read: Any, *args: Any, **options: Any) -> bool:
-        delivered = self.qos._delivered  # tag -> message, kombu's record of unacked messages
+        delivered = self.qos.delivered  # tag -> message, kombu's record of unacked messages
         before = set(delivered)
         try:
             return bool(read(*args, **options))

@@ -10,6 +10,10 @@
 -- Each push is a new delivery of the job's kept message: its delivery tag gets the job's
 -- dispatch count appended (kombu's unacked index is keyed by it), and its sent_at header
 -- (worker/fleet/counters.py) is set to now (the queue's oldest-message age starts here).
+-- The envelope is decoded and encoded with cjson (its shape: worker/broker/compat.py, which
+-- checks before parking that the rest comes out the same: no empty list, no number beyond
+-- 14 digits; the base64 body is a string and stays as it is). A payload that is not JSON,
+-- or has neither field, is pushed as it is.
 -- Returns {moved, seconds until the next parked poll is due (-1: none)}.
 local now = tonumber(ARGV[1])
 local factor = tonumber(redis.call('GET', KEYS[3]) or '1')
@@ -32,12 +36,19 @@ if n > 0 then
     if stored then
       local cut = string.find(stored, '\n', 1, true)
       local queue, payload = string.sub(stored, 1, cut - 1), string.sub(stored, cut + 1)
-      -- textual edits: decoding and encoding again would turn an empty JSON list into {}
-      payload = string.gsub(payload, '"sent_at": [%d%.eE+-]+', '"sent_at": ' .. ARGV[1], 1)
-      if kept then
-        local seq = redis.call('HINCRBY', job, 'dispatched', 1)
-        payload = string.gsub(payload, '"delivery_tag": "([^".]+)[^"]*"',
-                              '"delivery_tag": "%1.' .. seq .. '"', 1)
+      local seq = kept and redis.call('HINCRBY', job, 'dispatched', 1)
+      local ok, msg = pcall(cjson.decode, payload)
+      if ok and type(msg) == 'table' then
+        local headers, props, edited = msg.headers, msg.properties, false
+        if type(headers) == 'table' and type(headers.sent_at) == 'number' then
+          headers.sent_at, edited = now, true
+        end
+        if seq and type(props) == 'table' and type(props.delivery_tag) == 'string' then
+          local base = string.match(props.delivery_tag, '^[^.]+')
+          if base then props.delivery_tag, edited = base .. '.' .. seq, true end
+        end
+        local encoded, out = pcall(cjson.encode, msg)
+        if edited and encoded then payload = out end
       end
       redis.call('LPUSH', queue, payload)
       moved = moved + 1

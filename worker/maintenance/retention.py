@@ -48,9 +48,9 @@ def purge(
 ) -> PurgeReport:
     now = time.time() if now is None else now
     report = PurgeReport()
-    report.index, live = jobs.prune_index()
-    report.records = list(jobs.purge_records(now - record_days * 86400))
-    report.listing = jobs.prune_listing(now - record_days * 86400)
+    report.index, live = jobs.pruning.prune_index()
+    report.records = list(jobs.pruning.purge_records(now - record_days * 86400))
+    report.listing = jobs.pruning.prune_listing(now - record_days * 86400)
     purged = store.purge(now - file_days * 86400, live)
     report.files, report.bytes = purged.names, purged.bytes
     return report

@@ -72,7 +72,7 @@ def decide(jobs: JobStore, job_id: str, now: float, grace: float, stall: float) 
             return Action.DOWNLOAD
         return Action.FAIL if job.sweeps >= MAX_DOWNLOAD_SWEEPS else Action.DOWNLOAD
     if job.state is JobState.SUBMITTED:
-        parked = jobs.parked_due(job_id)
+        parked = jobs.parking.parked_due(job_id)
         if parked is not None and now - parked < PARKED_PATIENCE * grace:
             # The dispatcher sends it (late only while the shared rate limit holds it back).
             return Action.SKIP

@@ -159,7 +159,7 @@ def _clone(
             return voice_for(svc, job)
         ambiguous = known is not None and known.state == "inflight"
         if ambiguous:
-            svc.jobs.note(job.job_id, "clone_ambiguous", since=known.since if known else 0)
+            svc.jobs.timeline.note(job.job_id, "clone_ambiguous", since=known.since if known else 0)
             found = _adopt(svc, req)
             if found is not None and found.voice_id:
                 svc.clones.ready(key, found.id, found.voice_id, found.model)

@@ -21,7 +21,7 @@ SendTask = Callable[[str, list[Any], str], None]
 def deliver(svc: Services, job_id: str, attempt: int, send_task: SendTask) -> Later | None:
     """Send ``notify_task`` and POST ``notify_url``; a short lock keeps two deliveries of the
     same job from racing."""
-    lock = svc.jobs.lock_notify(job_id, ttl=svc.settings.notify_timeout + 30)
+    lock = svc.jobs.notices.lock_notify(job_id, ttl=svc.settings.notify_timeout + 30)
     if lock is None:
         return Later(5.0, "another delivery of this job is in progress")
     try:
@@ -39,7 +39,7 @@ def deliver(svc: Services, job_id: str, attempt: int, send_task: SendTask) -> La
             return _post(svc, job_id, request.notify_url, summary, attempt)
         return None
     finally:
-        svc.jobs.unlock_notify(job_id, lock)
+        svc.jobs.notices.unlock_notify(job_id, lock)
 
 
 def _post(

@@ -473,6 +473,6 @@ def finish(svc: Services, job_id: str) -> tuple[dict[str, Any], bool]:
         raise Stale(f"job {job_id} is not final ({job.state})")
     summary = result_summary(svc.store, svc.settings.download_url_ttl, job)
     if svc.jobs.claim_finish(job_id):
-        svc.jobs.publish(summary)
+        svc.jobs.notices.publish(summary)
         counters.job_finished(job)
     return summary, notifications_owed(job)

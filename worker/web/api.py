@@ -193,7 +193,11 @@ def get_job(job_id: str) -> Response:
     d = deps()
     job = _job_or_404(d, job_id)
     return _json(
-        {"job": detail(d, job), "request": job.request, "timeline": d.jobs.events(job.job_id)}
+        {
+            "job": detail(d, job),
+            "request": job.request,
+            "timeline": d.jobs.timeline.events(job.job_id),
+        }
     )
 
 

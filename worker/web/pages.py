@@ -370,7 +370,7 @@ def _job_page(d: Deps, job: Job, note: str | None = None, status: int = 200) -> 
             cut=cut,
             voice=job.request.get("voice_id") or job.request.get("voice_url"),
             others=others,
-            steps=page_format.timeline(d.jobs.events(job.job_id)),
+            steps=page_format.timeline(d.jobs.timeline.events(job.job_id)),
             audio=_audio_src(d, job, detail),
             note=note,
             can_cancel=not job.state.is_final,

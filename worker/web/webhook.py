@@ -103,7 +103,7 @@ class Receiver:
         job_id = self.jobs.job_for_akool_id(akool_id)
         if job_id is None:
             return Answer(404, "unknown akool id")
-        if not self.jobs.first_callback(akool_id, status, job_id, SEEN_TTL):
+        if not self.jobs.notices.first_callback(akool_id, status, job_id, SEEN_TTL):
             return Answer(200, "duplicate")
         # v3 sends the audio in ``url``; VoiceLab (v4) records carry it in ``preview`` and
         # its callbacks are undocumented: either is accepted, ``url`` first.
@@ -111,7 +111,7 @@ class Receiver:
         try:
             return self._complete(job_id, akool_id, status, audio)
         except Exception:
-            self.jobs.forget_callback(akool_id, status)  # let Akool's retry try again
+            self.jobs.notices.forget_callback(akool_id, status)  # let Akool's retry try again
             raise
 
     def _complete(self, job_id: str, akool_id: str, status: AudioStatus, url: Any) -> Answer:
@@ -137,7 +137,7 @@ class Receiver:
                 ErrorCode.AKOOL_FAILED,
                 f"Akool reported status 4 (failed) for audio {akool_id}",
             )
-        self.jobs.unpark(job_id)  # its parked poll would only find the job done
+        self.jobs.parking.unpark(job_id)  # its parked poll would only find the job done
         self.enqueue(job_id)
         log.info("job %s completed by webhook (akool status %d)", job_id, status)
         return Answer(200, "ok")
