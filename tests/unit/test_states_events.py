@@ -44,7 +44,7 @@ def lua_events() -> list[tuple[str, str]]:
 
 
 # Python code records an event with one of these: the argument at this position is the kind.
-RECORDERS = {"event_json": 0, "note": 1, "_event": 2}
+RECORDERS = {"event_json": 0, "note": 1, "append": 2}
 # ... or passes (kind, fields) to one of these.
 TAKERS = {"set_fields", "count_transient_error"}
 
@@ -97,7 +97,7 @@ def python_events() -> list[tuple[str, str]]:
                 name = node.func.attr if isinstance(node.func, ast.Attribute) else None
                 if isinstance(node.func, ast.Name) and node.func.id == "event_json":
                     name = "event_json"
-                if name in RECORDERS and (name == "event_json" or name in ("note", "_event")):
+                if name in RECORDERS and (name == "event_json" or name in ("note", "append")):
                     at = RECORDERS[name]
                     if len(node.args) <= at:
                         continue
@@ -311,8 +311,8 @@ def test_every_event_kinds_description_is_on_a_real_job_page(
     store.create("every-kind", "create", {"input_text": "Hi.", "voice_id": "v1"}, "task-1")
     for kind in SAMPLES:
         if kind != "accepted":  # the store wrote it
-            store.note("every-kind", kind, **SAMPLES[kind])
-    assert [e["type"] for e in store.events("every-kind")] == list(SAMPLES)
+            store.timeline.note("every-kind", kind, **SAMPLES[kind])
+    assert [e["type"] for e in store.timeline.events("every-kind")] == list(SAMPLES)
 
     # When its page is shown
     client = app_for(redis_url, tmp_path, TOKEN).test_client()

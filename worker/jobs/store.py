@@ -21,6 +21,7 @@ from typing import Any, cast
 import redis
 
 from config.settings import Settings
+from worker.jobs.events import EventKind
 from worker.jobs.keys import JobKeys
 from worker.jobs.listing import Listing, Page
 from worker.jobs.notices import Notices
@@ -84,7 +85,7 @@ class JobStore(Transitions):
 
     # writes that are not transitions
     def count_transient_error(
-        self, job_id: str, event: tuple[str, dict[str, Any]] | None = None
+        self, job_id: str, event: tuple[EventKind, dict[str, Any]] | None = None
     ) -> int:
         """Count one transient error of a step; ``event`` (kind, fields) goes on the timeline
         in the same round trip."""
@@ -105,7 +106,7 @@ class JobStore(Transitions):
         """Count one restart by the sweeper (and put it on the timeline)."""
         with self._r.pipeline(transaction=False) as pipe:
             pipe.hincrby(self.job_key(job_id), "sweeps", 1)
-            self.timeline.append(pipe, job_id, "swept", {"action": action})
+            self.timeline.append(pipe, job_id, EventKind.SWEPT, {"action": action})
             return int(pipe.execute()[0])
 
     def page(
@@ -144,7 +145,7 @@ class JobStore(Transitions):
     def set_fields(
         self,
         job_id: str,
-        event: tuple[str, dict[str, Any]] | None = None,
+        event: tuple[EventKind, dict[str, Any]] | None = None,
         **values: str | int | float,
     ) -> None:
         """Set plain fields (notification progress) and ``updated_at``; ``event`` (kind,

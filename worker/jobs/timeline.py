@@ -10,13 +10,14 @@ from typing import Any, cast
 
 import redis
 
+from worker.jobs.events import EventKind
 from worker.jobs.keys import JobKeys
 
 #: The newest events a job's timeline keeps (also EVENTS_MAX in worker/lua/_job.lua).
 EVENTS_MAX = 200
 
 
-def event_json(kind: str, fields: dict[str, Any]) -> str:
+def event_json(kind: EventKind, fields: dict[str, Any]) -> str:
     """One timeline event as stored: ``{"t": when, "type": kind, **fields}``; ``when`` is
     ``fields["t"]`` if given (an event that happened before the write that records it), else
     now. Times have 0.1 ms, as the scripts' events do (Lua's JSON keeps 14 digits)."""
@@ -32,13 +33,13 @@ class Timeline:
     def events_key(self, job_id: str) -> str:
         return self._keys.events(job_id)
 
-    def append(self, pipe: Any, job_id: str, kind: str, fields: dict[str, Any]) -> None:
+    def append(self, pipe: Any, job_id: str, kind: EventKind, fields: dict[str, Any]) -> None:
         """Queue one event on ``pipe``, so it is written in the caller's round trip."""
         key = self.events_key(job_id)
         pipe.rpush(key, event_json(kind, fields))
         pipe.ltrim(key, -EVENTS_MAX, -1)
 
-    def note(self, job_id: str, kind: str, **fields: Any) -> None:
+    def note(self, job_id: str, kind: EventKind, **fields: Any) -> None:
         """Append one event to the job's timeline (for writes that are not a transition)."""
         with self._r.pipeline(transaction=False) as pipe:
             self.append(pipe, job_id, kind, fields)

@@ -13,6 +13,7 @@ import redis
 
 from config.settings import Settings
 from worker.akool.models import AudioStatus
+from worker.jobs.events import EventKind
 from worker.jobs.keys import JobKeys
 from worker.jobs.record import (
     Job,
@@ -195,7 +196,7 @@ class Transitions:
                 sha256,
                 size,
                 self._retention,
-                event_json("downloaded", fetched) if fetched else "",
+                event_json(EventKind.DOWNLOADED, fetched) if fetched else "",
             ],
         )
         return {1: "succeeded", 2: "cancelled"}.get(int(got), "ended")
@@ -224,7 +225,7 @@ class Transitions:
                 staged,
                 sha256,
                 size,
-                event_json("downloaded", fetched) if fetched else "",
+                event_json(EventKind.DOWNLOADED, fetched) if fetched else "",
             ],
         )
         if not got:

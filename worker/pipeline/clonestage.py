@@ -25,7 +25,7 @@ from worker.akool import errors as akool_errors
 from worker.akool.speech import APIS, VoiceCloner
 from worker.backoff import backoff
 from worker.fleet.clonecache import ClonedSample, sample_key
-from worker.jobs import ErrorCode, Job
+from worker.jobs import ErrorCode, EventKind, Job
 from worker.jobs.request import AudioRequest, from_record
 from worker.pipeline.akoolcodes import AMBIGUOUS, error_code
 from worker.pipeline.schedule import Later, error_delay
@@ -73,7 +73,7 @@ def voice_for(svc: Services, job: Job) -> str | Later | None:
 def _use(svc: Services, job: Job, voice_id: str, doc_id: str | None, how: str) -> str:
     svc.jobs.set_fields(
         job.job_id,
-        ("voice_ready", {"voice_id": voice_id, "voice_doc_id": doc_id or "", "how": how}),
+        (EventKind.VOICE_READY, {"voice_id": voice_id, "voice_doc_id": doc_id or "", "how": how}),
         stage=SPEAKING,
         cloned_voice_id=voice_id,
         voice_doc_id=doc_id or "",
@@ -106,7 +106,7 @@ def _poll_voice(svc: Services, job: Job, key: str, known: ClonedSample) -> str |
     polls = job.voice_polls + 1
     svc.jobs.set_fields(
         job.job_id,
-        ("voice_polled", {"status": int(voice.status), "voice_doc_id": voice.id}),
+        (EventKind.VOICE_POLLED, {"status": int(voice.status), "voice_doc_id": voice.id}),
         stage=CLONING,
         voice_doc_id=voice.id,
         voice_polls=polls,
@@ -159,7 +159,9 @@ def _clone(
             return voice_for(svc, job)
         ambiguous = known is not None and known.state == "inflight"
         if ambiguous:
-            svc.jobs.timeline.note(job.job_id, "clone_ambiguous", since=known.since if known else 0)
+            svc.jobs.timeline.note(
+                job.job_id, EventKind.CLONE_AMBIGUOUS, since=known.since if known else 0
+            )
             found = _adopt(svc, req)
             if found is not None and found.voice_id:
                 svc.clones.ready(key, found.id, found.voice_id, found.model)
@@ -167,11 +169,15 @@ def _clone(
             if found is not None:  # not ready yet: poll it as if its answer had come
                 svc.clones.pending(key, found.id, found.model, job.job_id)
                 svc.jobs.set_fields(
-                    job.job_id, ("clone_adopted", {"voice_doc_id": found.id}), voice_doc_id=found.id
+                    job.job_id,
+                    (EventKind.CLONE_ADOPTED, {"voice_doc_id": found.id}),
+                    voice_doc_id=found.id,
                 )
                 return _wait(svc, job, svc.settings.poll_initial_delay, "the voice is being cloned")
         svc.clones.inflight(key, job.job_id)
-        svc.jobs.set_fields(job.job_id, ("clone_started", {"ambiguous": ambiguous}), stage=CLONING)
+        svc.jobs.set_fields(
+            job.job_id, (EventKind.CLONE_STARTED, {"ambiguous": ambiguous}), stage=CLONING
+        )
         assert req.voice_url is not None
         try:
             voice = _cloner(req.api).clone_voice(
@@ -183,7 +189,7 @@ def _clone(
             return _call_failed(svc, job, exc, "cloning the voice")
         svc.jobs.set_fields(
             job.job_id,
-            ("cloned", {"voice_doc_id": voice.id, "status": int(voice.status)}),
+            (EventKind.CLONED, {"voice_doc_id": voice.id, "status": int(voice.status)}),
             voice_doc_id=voice.id,
         )
         if voice.status is AudioStatus.COMPLETED and voice.voice_id:
@@ -202,7 +208,7 @@ def _call_failed(svc: Services, job: Job, exc: akool_errors.AkoolError, doing: s
     if isinstance(exc, akool_errors.RateLimited):
         svc.limiter.penalize()
     errors = svc.jobs.count_transient_error(
-        job.job_id, ("clone_failed", {"doing": doing, "code": error_code(exc)})
+        job.job_id, (EventKind.CLONE_FAILED, {"doing": doing, "code": error_code(exc)})
     )
     if exc.retryable and errors <= svc.settings.transient_error_budget:
         return _wait(svc, job, error_delay(svc, errors, exc), f"{doing} failed, retrying")

@@ -9,7 +9,7 @@ from typing import Any
 
 from worker.backoff import backoff
 from worker.egress import notify
-from worker.jobs import NotifyState
+from worker.jobs import EventKind, NotifyState
 from worker.jobs.request import from_record
 from worker.pipeline.schedule import Later
 from worker.pipeline.steps import URL_DONE, result_summary
@@ -32,7 +32,7 @@ def deliver(svc: Services, job_id: str, attempt: int, send_task: SendTask) -> La
             send_task(request.notify_task, [summary], request.notify_queue)
             svc.jobs.set_fields(
                 job_id,
-                ("notified", {"channel": "task", "outcome": NotifyState.SENT.value}),
+                (EventKind.NOTIFIED, {"channel": "task", "outcome": NotifyState.SENT.value}),
                 notify_task_state=NotifyState.SENT,
             )
         if request.notify_url and job.notify_state not in URL_DONE:
@@ -80,8 +80,10 @@ def _post(
     return None
 
 
-def _event(attempt: int, outcome: str, error: str | None = None) -> tuple[str, dict[str, Any]]:
+def _event(
+    attempt: int, outcome: str, error: str | None = None
+) -> tuple[EventKind, dict[str, Any]]:
     fields: dict[str, Any] = {"channel": "url", "attempt": attempt + 1, "outcome": outcome}
     if error:
         fields["error"] = error[:300]
-    return "notified", fields
+    return EventKind.NOTIFIED, fields

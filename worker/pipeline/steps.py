@@ -18,7 +18,7 @@ from worker.backoff import backoff
 from worker.egress.download import Downloaded, DownloadError, download
 from worker.fleet import counters
 from worker.fleet.voicecache import request_problem
-from worker.jobs import ErrorCode, Job, JobState, NotifyState
+from worker.jobs import ErrorCode, EventKind, Job, JobState, NotifyState
 from worker.jobs.request import (
     AudioRequest,
     InvalidRequest,
@@ -274,7 +274,7 @@ def fetch(svc: Services, job_id: str) -> Later | None:
             )
         except DownloadError as exc:
             failed = {"started": round(started, 3), "code": exc.code, "error": str(exc)[:300]}
-            errors = svc.jobs.count_transient_error(job_id, ("download_failed", failed))
+            errors = svc.jobs.count_transient_error(job_id, (EventKind.DOWNLOAD_FAILED, failed))
             if exc.retryable and errors <= s.transient_error_budget:
                 return Later(error_delay(svc, errors), f"download failed ({exc}), retrying")
             svc.jobs.fail(job_id, exc.code, str(exc))
