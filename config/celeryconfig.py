@@ -13,6 +13,8 @@ Choices and their reasons (see also docs/OPERATIONS.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 from kombu.entity import Queue
@@ -186,3 +188,26 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redbeat_key_prefix": settings.key("redbeat"),
         "redbeat_lock_timeout": settings.beat_lock_timeout,
     }
+
+
+class LazyConfig(Mapping[str, Any]):
+    """A Celery configuration made when Celery first reads it: ``app.config_from_object`` keeps
+    the object and reads it when the app is configured (a worker's, beat's or Flower's start, a
+    process's first send), so importing the app reads no environment. A SettingsError raised
+    by ``make`` reaches whoever configured the app."""
+
+    def __init__(self, make: Callable[[], Mapping[str, Any]]) -> None:
+        self._make = make
+
+    @cached_property
+    def _values(self) -> Mapping[str, Any]:
+        return self._make()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)

@@ -1,5 +1,7 @@
 """Cancel and retry for the web API, the command line and the task ``audio.cancel``: the plain
-functions of :mod:`worker.pipeline.manual`, then whatever the job needs next enqueued."""
+functions of :mod:`worker.pipeline.manual`, then whatever the job needs next enqueued. Each
+caller passes its process's services (the web app's, or :func:`~worker.services.services`);
+neither needs Akool's credentials."""
 
 from __future__ import annotations
 
@@ -12,23 +14,23 @@ from tasks.chains import continuation
 from worker import pipeline
 from worker.celery import app
 from worker.jobs import Job, JobState
-from worker.services import services
+from worker.services import Services, services
 
 
-def cancel_job(job_id: str) -> pipeline.CancelOutcome:
+def cancel_job(svc: Services, job_id: str) -> pipeline.CancelOutcome:
     """Cancel a job; a job cancelled at once is finished now (published, notified with
     ``state: "cancelled"``, its entry task's result resolved). Raises JobNotFound or
     WrongState."""
-    outcome = pipeline.cancel(services(), job_id)
+    outcome = pipeline.cancel(svc, job_id)
     if outcome.changed and outcome.job.state is JobState.CANCELLED:
         continuation(outcome.job, 0.0).apply_async()
     return outcome
 
 
-def retry_job(job_id: str) -> Job:
+def retry_job(svc: Services, job_id: str) -> Job:
     """Run a failed or cancelled job again as attempt N+1 (submitted anew). Raises JobNotFound
     or WrongState."""
-    job = pipeline.retry(services(), job_id)
+    job = pipeline.retry(svc, job_id)
     continuation(job, 0.0).apply_async()
     return job
 
@@ -36,5 +38,5 @@ def retry_job(job_id: str) -> Job:
 @app.task(name="audio.cancel", **OPTIONS)
 def cancel(self: Task, job_id: str) -> dict[str, Any]:
     """audio.cancel(job_id) -> {job_id, state, message}; a job that has ended is an error."""
-    outcome = cancel_job(job_id)
+    outcome = cancel_job(services(), job_id)
     return {"job_id": job_id, "state": outcome.job.state.value, "message": outcome.message}

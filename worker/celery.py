@@ -1,9 +1,15 @@
-"""The Celery app: ``celery -A worker worker|beat|flower``."""
+"""The Celery app: ``celery -A worker worker|beat|flower``.
+
+Importing it reads no setting: its configuration (config/celeryconfig.py, the beat schedule)
+is made from the process's settings when Celery first reads it, at a worker's, beat's or
+Flower's start or a process's first send. What the task decorators need at import (names,
+options, the ``include`` list) does not depend on the settings."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from celery import Celery
 from celery.signals import (
@@ -17,7 +23,7 @@ from celery.signals import (
 )
 
 from config.beat import beat_schedule
-from config.celeryconfig import celery_config
+from config.celeryconfig import LazyConfig, celery_config
 from config.settings import SettingsError, get_settings
 from worker.broker.fleetloop import FleetLoop
 from worker.broker.redact import RedactingAMQP, RedactResultsFilter, on_task_received
@@ -26,13 +32,34 @@ from worker.maintenance.recurring import beat_entries
 from worker.services import check_redis_at_start
 from worker.storage import StorageError, open_store
 
+
+def configuration() -> dict[str, Any]:
+    """The app's configuration from this process's settings (raises SettingsError)."""
+    settings = get_settings()
+    schedule = {**beat_schedule(settings), **beat_entries(settings)}
+    return {**celery_config(settings), "beat_schedule": schedule}
+
+
 app = Celery(
     "akool_audio",
     include=["tasks.audio", "tasks.control", "tasks.maintenance"],
     amqp=RedactingAMQP,
 )
-app.conf.update(celery_config(get_settings()))
-app.conf.beat_schedule = {**beat_schedule(get_settings()), **beat_entries(get_settings())}
+app.config_from_object(LazyConfig(configuration))
+
+
+def started_app() -> Celery:
+    """The app for ``celery -A worker ...`` (worker/__init__.py), configured now: a setting that
+    cannot be read stops the command with its name (exit 2), not with a traceback from inside
+    Celery's option parsing."""
+    try:
+        app.conf.get("broker_url")  # reading any key configures the app
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return app
+
+
 task_received.connect(on_task_received, weak=False)
 before_task_publish.connect(counters.stamp_sent_at, weak=False)  # /v1/stats: oldest age
 worker_process_shutdown.connect(counters.flush_at_exit, weak=False)  # prefork skips atexit

@@ -1,15 +1,23 @@
 """The one composition root: the Redis client, the HTTP sessions, the Akool client, the job
-store and the fleet's shared state, built lazily once per process (after the prefork pool has
-forked, so no socket is shared between processes). Workers, the web service and the command
-line all build what they need here."""
+store and the fleet's shared state, built once per process from one :class:`Settings` (after the
+prefork pool has forked, so no socket is shared between processes). Workers and the command line
+use :func:`services`; the web service builds its own from its app's settings with :func:`build`
+(worker/web/deps.py is a view over it). Building opens no connection.
+
+Only what calls Akool (submit, poll, the voice list) needs Akool's credentials: the client is
+made on first use, and without credentials that use raises SettingsError naming the variables.
+A worker refuses to start without them (worker/celery.py); cancel, retry, the job pages and the
+command line's job commands work without."""
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 import requests
@@ -32,11 +40,32 @@ class Unavailable(RuntimeError):
     """Raised when a service a command needs cannot be reached; the message says how to start it."""
 
 
+T = TypeVar("T")
+
+
+class Once(Generic[T]):
+    """A value made on its first use, once, whichever thread asks first; a ``make`` that raises
+    is tried again on the next use."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._make()
+        return self._value
+
+
 @dataclass(frozen=True)
 class Services:
     settings: Settings
+    redis: redis.Redis  # the client the others share (one pool per process and target)
     jobs: JobStore
-    akool: AkoolClient
+    _akool: Once[AkoolClient] = field(repr=False)
     limiter: RateLimiter
     voices: VoiceCache
     http: requests.Session  # downloads and notifications (not Akool)
@@ -44,6 +73,12 @@ class Services:
     estimator: Estimator  # how long Akool takes, learned (worker/fleet/estimator.py)
     reports: Reports  # what each maintenance run did
     clones: CloneCache  # v4 voices cloned per sample (worker/fleet/clonecache.py)
+
+    @property
+    def akool(self) -> AkoolClient:
+        """Akool's client, made on first use. Raises SettingsError naming the variables when no
+        Akool credential is set."""
+        return self._akool.get()
 
 
 #: The job store's, limiter's and caches' client options (config/redisconn.py adds TLS, the
@@ -130,18 +165,18 @@ def reachable_redis(settings: Settings) -> redis.Redis | None:
 
 
 def reachable_job_store(settings: Settings | None = None) -> JobStore:
-    """The job store of a command-line or web process, once Redis answers; else Unavailable."""
-    s = settings or get_settings()
-    r = redis_client(s)
+    """The job store of a command-line process (of :func:`services`, or built from
+    ``settings``), once Redis answers; else Unavailable."""
+    svc = services() if settings is None else build(settings)
     try:
-        r.ping()
+        svc.redis.ping()
     except redis.RedisError as exc:
         raise Unavailable(
-            f"cannot reach Redis at {s.redacted()['REDIS_URL']} ({exc}).\n"
+            f"cannot reach Redis at {svc.settings.redacted()['REDIS_URL']} ({exc}).\n"
             "Start one with `redis-server` (Debian: apt-get install redis-server) or set "
             "REDIS_URL; `make demo` starts a private one for you."
         ) from None
-    return JobStore(r, s)
+    return svc.jobs
 
 
 def duration_model(settings: Settings, r: redis.Redis) -> Estimator:
@@ -150,12 +185,18 @@ def duration_model(settings: Settings, r: redis.Redis) -> Estimator:
 
 
 def build(settings: Settings) -> Services:
-    settings.require_credentials()
+    """Everything a process may use, from ``settings``; the Akool client on first use."""
     r = redis_client(settings)
+
+    def akool() -> AkoolClient:
+        settings.require_credentials()
+        return akool_client(settings, r)
+
     return Services(
         settings=settings,
+        redis=r,
         jobs=JobStore(r, settings),
-        akool=akool_client(settings, r),
+        _akool=Once(akool),
         limiter=rate_limiter(settings, r),
         voices=VoiceCache(r, settings),
         http=egress_session(hosts=8),  # downloads and notifications: checked addresses only
@@ -172,4 +213,5 @@ def _cached(pid: int) -> Services:
 
 
 def services() -> Services:
+    """This process's services, from the process's settings (read on the first call)."""
     return _cached(os.getpid())

@@ -20,10 +20,11 @@ from celery.result import AsyncResult
 
 from config.settings import Settings
 from sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, VOICES, SandboxServer
-from tests.support.procs import ROOT, CeleryWorker, worker_env
-from tests.support.redis import RedisServer
+from tests.support.procs import ROOT, CeleryWorker, Proc, worker_env
+from tests.support.redis import RedisServer, free_port
 from tests.support.stack import NotifyReceiver, caller_app
 from tests.support.wait import until
+from tests.support.webclient import WebClient
 from worker.akool.crypto import seal
 from worker.akool.models import AudioStatus
 from worker.jobs import Job, JobState, JobStore
@@ -248,6 +249,54 @@ def test_retry_runs_a_failed_job_again_and_keeps_every_attempt(
     # Celery never overwrites a successful task result: the entry task keeps attempt 1's
     # summary (README: a retried job is followed through the API, notifications or events).
     assert AsyncResult(result.id, app=caller).get(timeout=5)["state"] == "failed"
+
+
+def without_akool(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not k.startswith("AKOOL_")}
+
+
+def test_cancel_and_retry_need_no_akool_credentials(
+    worker: CeleryWorker,
+    caller: Celery,
+    env: dict[str, str],
+    jobs: JobStore,
+    tmp_path: Path,
+) -> None:
+    # Given the web service (gunicorn, as the Procfile runs it) and the command line, both
+    # without any AKOOL_* variable: a cancel or a retry never calls Akool.
+    port = free_port()
+    bare = without_akool(env)
+    web_env = {**bare, "API_AUTH": "off", "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)}
+    line = next(x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    command = line.split(": ", 1)[1].split()
+    gunicorn = str(Path(sys.executable).with_name(command[0]))
+    web = Proc([gunicorn, *command[1:]], web_env, tmp_path / "web.log", "web service listening")
+    web.start()
+    try:
+        client = WebClient(port, None)
+        # When a job Akool has is cancelled and retried over HTTP
+        job_id, result = enqueue(caller)
+        reach(jobs, job_id, JobState.SUBMITTED)
+        cancelled = client.post(f"/v1/jobs/{job_id}/cancel")
+        assert cancelled.status == 202, cancelled.raw
+        assert result.get(timeout=TIMEOUT)["state"] == "cancelled"
+        retried = client.post(f"/v1/jobs/{job_id}/retry")
+        assert retried.status == 202, retried.raw
+        assert retried.json["job"]["attempt"] == 2
+        # and another from the command line
+        other, result = enqueue(caller)
+        reach(jobs, other, JobState.SUBMITTED)
+        done = cli(bare, "cancel", other)
+        assert done.returncode == 0, done.stderr
+        assert result.get(timeout=TIMEOUT)["state"] == "cancelled"
+        again = cli(bare, "retry", other)
+        assert again.returncode == 0, again.stderr
+        assert "attempt 2 enqueued" in again.stdout
+    finally:
+        web.stop()
+    # Then the workers run both jobs again
+    assert reach(jobs, job_id, JobState.SUBMITTED).attempt == 2
+    assert reach(jobs, other, JobState.SUBMITTED).attempt == 2
 
 
 def test_a_late_webhook_for_an_earlier_attempt_changes_nothing(redis_url: str) -> None:

@@ -127,6 +127,25 @@ def test_voices_lists_the_sandboxs_voices(env: dict[str, str]) -> None:
     assert VOICE in {v["voice_id"] for v in json.loads(out.stdout)}
 
 
+def test_retry_and_cancel_need_no_akool_credentials(env: dict[str, str]) -> None:
+    # Given a failed job, and a command line without any AKOOL_* variable
+    out = run(env, "create", "--voice-id", VOICE, "--text", "Fail [[fail]]", "--job-id", "f-2")
+    assert out.returncode == 0, out.stderr
+    assert run(env, "wait", "f-2", "--timeout", "30").returncode == 1
+    bare = {k: v for k, v in env.items() if not k.startswith("AKOOL_")}
+    # When it is retried, then cancelled once attempt 2 has ended
+    retried = run(bare, "retry", "f-2")
+    assert retried.returncode == 0, retried.stderr
+    assert "attempt 2 enqueued" in retried.stdout
+    waited = run(env, "wait", "f-2", "--timeout", "30")
+    assert json.loads(waited.stdout)["error"]["code"] == "akool_failed"
+    cancelled = run(bare, "cancel", "f-2")
+    # Then the retry ran, and the cancel is refused for the job's state, not for credentials
+    assert json.loads(run(bare, "status", "f-2").stdout)["attempt"] == 2
+    assert cancelled.returncode == 2
+    assert "has already ended (failed)" in cancelled.stderr, cancelled.stderr
+
+
 def test_unreachable_redis_says_how_to_start_one(env: dict[str, str]) -> None:
     dead = {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     out = run(dead, "status", "anything")

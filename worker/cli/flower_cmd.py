@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+from celery.bin.celery import main as celery_main
+
 from config.settings import get_settings
 
 
@@ -21,7 +23,5 @@ def cmd_flower(args: argparse.Namespace) -> int:
     os.environ.pop("FLOWER_BASIC_AUTH_FILE", None)
     if settings.flower_basic_auth:
         os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth
-    from celery.bin.celery import main as celery_main
-
     sys.argv = ["celery", "-A", "worker", "flower", *args.rest]
     return int(celery_main() or 0)

@@ -7,14 +7,15 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from tasks.control import cancel_job, retry_job
 from worker.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _store
+from worker.jobs import JobNotFound, WrongState
+from worker.services import services
 
 
 def _operate(job_id: str, operation: Callable[[str], str]) -> int:
     """Run ``operation`` on the job and print what it says; a job that does not exist is
     exit 1, one in the wrong state exit 2."""
-    from worker.jobs import JobNotFound, WrongState
-
     _store()  # Unavailable, with how to start Redis, before anything else
     try:
         said = operation(job_id)
@@ -29,12 +30,11 @@ def _operate(job_id: str, operation: Callable[[str], str]) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from tasks.control import cancel_job
-
-    return _operate(args.job_id, lambda job_id: cancel_job(job_id).message)
+    return _operate(args.job_id, lambda job_id: cancel_job(services(), job_id).message)
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from tasks.control import retry_job
+    def retry(job_id: str) -> str:
+        return f"attempt {retry_job(services(), job_id).attempt} enqueued"
 
-    return _operate(args.job_id, lambda job_id: f"attempt {retry_job(job_id).attempt} enqueued")
+    return _operate(args.job_id, retry)

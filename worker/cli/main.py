@@ -3,35 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import redis
+
+from config.settings import MAX_PRESIGN_SECONDS, SettingsError, get_settings
 from worker import __version__
-
-if TYPE_CHECKING:
-    from worker.akool.speech import SpeechApi
+from worker.akool.errors import AkoolError
+from worker.akool.speech import APIS
+from worker.akool.speechapi import SpeechApi
+from worker.jobs import JobState
+from worker.maintenance.retention import purge
+from worker.pipeline import result_summary
+from worker.services import (
+    Unavailable,
+    akool_client,
+    reachable_job_store,
+    reachable_redis,
+    services,
+)
+from worker.storage import StorageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
 
 def _store() -> Any:
-    from worker.services import reachable_job_store
-
     return reachable_job_store()
 
 
 def _summary(job: Any) -> dict[str, Any]:
     """The job's summary as callers get it, with a fresh link to a result in object storage."""
-    from config.settings import get_settings
-    from worker.pipeline import result_summary
-    from worker.storage import open_store
-
-    s = get_settings()
-    return result_summary(open_store(s), s.download_url_ttl, job)
+    svc = services()
+    return result_summary(svc.store, svc.settings.download_url_ttl, job)
 
 
 def _print(obj: Any) -> None:
@@ -39,10 +48,6 @@ def _print(obj: Any) -> None:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from config.settings import get_settings
-    from worker.akool.speech import APIS
-    from worker.services import akool_client, reachable_redis
-
     s = get_settings()
     s.require_credentials()
     api = APIS[args.api or s.akool_api_version]
@@ -60,16 +65,9 @@ def cmd_voices(args: argparse.Namespace) -> int:
 
 def _cached_voices(api: SpeechApi) -> tuple[list[Any], float] | None:
     """The voice list from Redis when beat keeps it fresh; None without Redis or a fresh cache."""
-    import redis
-
-    from config.settings import get_settings
-    from worker.fleet.voicecache import VoiceCache
-    from worker.services import redis_client
-
     s = get_settings()
     try:
-        cache = VoiceCache(redis_client(s), s)
-        cached = cache.load(api.name) if s.voice_cache_ttl > 0 else None
+        cached = services().voices.load(api.name) if s.voice_cache_ttl > 0 else None
     except redis.RedisError:
         return None
     if cached is None:
@@ -104,7 +102,7 @@ def _json_option(name: str, raw: str | None) -> Any:
 
 def _enqueue(kind: str, args: argparse.Namespace) -> int:
     """Send ``audio.<kind>`` with the options given on the command line; print the job id."""
-    from worker.celery import app
+    from worker.celery import app  # Celery and kombu: only the commands that send tasks
 
     jobs = _store()
     kwargs = {
@@ -162,10 +160,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_url(args: argparse.Namespace) -> int:
     """Print a fresh link to a job's stored result (a presigned GET), or its path when the
     result is in a local directory."""
-    from config.settings import MAX_PRESIGN_SECONDS, get_settings
-    from worker.jobs import JobState
-    from worker.storage import open_store
-
     s = get_settings()
     ttl = s.download_url_ttl if args.ttl is None else args.ttl
     if not 0 < ttl <= MAX_PRESIGN_SECONDS:
@@ -178,7 +172,7 @@ def cmd_url(args: argparse.Namespace) -> int:
     if job.state is not JobState.SUCCEEDED or not job.location:
         print(f"job {job.job_id} has no stored result (state {job.state.value})", file=sys.stderr)
         return EXIT_FAILED
-    link = open_store(s).download_url(job.location, ttl)
+    link = services().store.download_url(job.location, ttl)
     if link is None and not job.location.startswith("/"):
         print(
             f"the result is at {job.location}, but AUDIO_STORE here names a local directory: "
@@ -219,8 +213,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from worker.celery import app
-    from worker.cli import batch
+    from worker.celery import app  # as in _enqueue
+    from worker.cli import batch  # rich: only this command draws its progress
 
     try:
         items = batch.load(Path(args.file))
@@ -259,8 +253,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """The web service on the development server; ``webhook`` is the same on WEBHOOK_*."""
-    from config.settings import get_settings
-    from worker.cli import serve
+    from worker.cli import serve  # Flask: only this command serves
 
     s = get_settings()
     alias = args.command == "webhook"
@@ -275,12 +268,8 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from config.settings import get_settings
-    from worker.maintenance.retention import purge
-    from worker.storage import open_store
-
     s = get_settings()
-    got = purge(_store(), open_store(s), s.job_retention_days, s.audio_retention_days)
+    got = purge(_store(), services().store, s.job_retention_days, s.audio_retention_days)
     _print(got.counts())
     return EXIT_OK
 
@@ -295,8 +284,6 @@ def _lazy(module: str, name: str) -> Any:
     """A command function imported when the command runs (its module imports this one)."""
 
     def run(args: argparse.Namespace) -> int:
-        import importlib
-
         return int(getattr(importlib.import_module(module), name)(args))
 
     return run
@@ -476,11 +463,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from config.settings import SettingsError
-    from worker.akool.errors import AkoolError
-    from worker.services import Unavailable
-    from worker.storage import StorageError
-
     p = parser()
     args, rest = p.parse_known_args(argv)
     if rest and args.command not in ("sandbox", "flower"):

@@ -23,8 +23,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from config.settings import get_settings
+from sandbox import SandboxServer
+from worker.akool.audiorequest import api_of
+from worker.akool.speech import APIS
+from worker.celery import app
+from worker.cli import batch
 from worker.devstack.localredis import RedisServer, free_port
 from worker.devstack.procs import CeleryWorker, Proc, worker_env
+from worker.services import reachable_job_store
 
 SAMPLE = Path(__file__).with_name("samples") / "demo.jsonl"
 DEMO_ENV = {"POLL_INITIAL_DELAY": "1", "POLL_MAX_DELAY": "5"}
@@ -66,8 +73,6 @@ def _wait_for_ctrl_c(url: str) -> None:
 
 
 def run(keep: bool = False, workers: int = 16, keep_running: bool = False) -> int:
-    from sandbox import SandboxServer
-
     if shutil.which("redis-server") is None:
         print(
             "redis-server is not installed. Install it with `apt-get install redis-server` "
@@ -105,8 +110,6 @@ def run(keep: bool = False, workers: int = 16, keep_running: bool = False) -> in
         )
         env.pop("API_TOKENS_FILE", None)
         os.environ.update(env)
-        from config.settings import get_settings
-
         get_settings.cache_clear()
         worker = _worker(env, tmp / "worker.log", workers)
         worker.start(timeout=60)  # stopped below even when it does not come up
@@ -140,12 +143,6 @@ def run(keep: bool = False, workers: int = 16, keep_running: bool = False) -> in
 
 
 def _batch(path: Path, sandbox_stats: Callable[[], dict[str, Any]]) -> int:
-    from worker.akool.audiorequest import api_of
-    from worker.akool.speech import APIS
-    from worker.celery import app
-    from worker.cli import batch
-    from worker.services import reachable_job_store
-
     items = batch.load(path)
     outcome = batch.run(
         lambda name, kw: app.send_task(name, kwargs=kw), reachable_job_store(), items, timeout=300

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
+from sandbox import DEFAULT_API_KEY
+
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 QUIET = ("--without-mingle", "--without-gossip")
@@ -30,8 +32,6 @@ def worker_env(
     ``overrides``. The calling shell's ``AKOOL_*``, ``POLL_*`` and ``PYTHONPATH`` are replaced
     (the settings come from the caller alone and this checkout is imported), unless
     ``keep_shell`` (the demo) passes them through as they are."""
-    from sandbox import DEFAULT_API_KEY
-
     if keep_shell:
         env = dict(os.environ)
     else:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml  # PyYAML: JSON is YAML too, so one parser reads both
 from celery.schedules import crontab
 from celery.signals import before_task_publish
 
@@ -132,8 +133,6 @@ def load(path: Path, settings: Settings) -> list[Recurring]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise _fail(str(path), f"cannot be read ({exc.strerror})") from None
-    import yaml  # PyYAML: JSON is YAML too, so one parser reads both
-
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

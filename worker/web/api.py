@@ -16,6 +16,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import PathConverter
 
 from config.settings import SettingsError
+from tasks import control
 from worker.jobs import Job, JobConflict, JobNotFound, JobState
 from worker.jobs.record import WrongState
 from worker.jobs.request import InvalidRequest, is_job_id
@@ -203,10 +204,8 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<anyid:job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
-    from tasks import control  # the Celery app and the workers' services, on first use
-
     def cancel(job_id: str) -> tuple[Job, str]:
-        outcome = control.cancel_job(job_id)
+        outcome = control.cancel_job(deps().services, job_id)
         return outcome.job, outcome.message
 
     return _operate(job_id, "cancel", cancel)
@@ -214,10 +213,8 @@ def cancel_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<anyid:job_id>/retry")
 def retry_job(job_id: str) -> Response:
-    from tasks import control
-
     def retry(job_id: str) -> tuple[Job, str]:
-        again = control.retry_job(job_id)
+        again = control.retry_job(deps().services, job_id)
         return again, f"job {again.job_id} runs again as attempt {again.attempt}"
 
     return _operate(job_id, "retry", retry)

@@ -16,6 +16,7 @@ import sys
 from typing import Any, NoReturn
 
 from config.settings import Settings, SettingsError, get_settings
+from worker.web.app import create_app
 
 
 def _refuse(exc: SettingsError) -> NoReturn:
@@ -51,8 +52,6 @@ control_socket_disable = True
 
 def on_starting(server: Any) -> None:
     """Build the app once in the master, only to refuse to start with the reason."""
-    from worker.web.app import create_app
-
     try:
         create_app(get_settings())
     except SettingsError as exc:

@@ -2,7 +2,7 @@
 ``GET /metrics`` (Prometheus' text format, worker/web/metrics.py). Thin views over those plain
 functions; the app wraps both routes in its Bearer auth.
 
-What the views read is built once per app from the app's settings (worker/web/deps.py, else
+What the views read is taken once per app from the app's services (worker/web/deps.py, else
 the process's), or given with ``install``."""
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from config.settings import Settings, get_settings
-from worker.jobs import JobStore
-from worker.services import rate_limiter, redis_client
+from worker.services import Services, services
 from worker.web import deps, metrics, stats
 from worker.web.stats import LiveWorkers, Sources, broker_app
 
@@ -34,16 +32,15 @@ class Observed:
     registry: CollectorRegistry
 
 
-def sources_from(settings: Settings) -> Sources:
-    """What the views read, for ``settings``: its Redis, job store, shared rate limiter, and the
+def sources_from(svc: Services) -> Sources:
+    """What the views read, from ``svc``: its Redis, job store, shared rate limiter, and the
     live workers on its broker."""
-    r = redis_client(settings)
     return Sources(
-        r=r,
-        settings=settings,
-        jobs=JobStore(r, settings),
-        limiter=rate_limiter(settings, r),
-        workers=LiveWorkers(broker_app(settings)),
+        r=svc.redis,
+        settings=svc.settings,
+        jobs=svc.jobs,
+        limiter=svc.limiter,
+        workers=LiveWorkers(broker_app(svc.settings)),
     )
 
 
@@ -57,7 +54,7 @@ def _observed() -> Observed:
     with _build:
         if EXTENSION not in app.extensions:
             base = app.extensions.get(deps.EXTENSION)  # the app's own settings, when it has them
-            install(app, sources_from(base.settings if base is not None else get_settings()))
+            install(app, sources_from(base.services if base is not None else services()))
         observed: Observed = app.extensions[EXTENSION]
     return observed
 

@@ -42,6 +42,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from config.settings import SettingsError
+from tasks import control
 from worker.egress.download import CONTENT_TYPES
 from worker.jobs import Job, JobNotFound, JobState
 from worker.jobs.listing import Page
@@ -405,13 +406,11 @@ def act(job_id: str, action: str) -> BaseResponse:
     found = _job(d, job_id)
     if request.form.get("confirmed") != "yes":
         return make_response(render_template("confirm.html", job=found, action=action))
-    from tasks import control  # the Celery app and the workers' services, on first use
-
     try:
         if action == "cancel":
-            control.cancel_job(found.job_id)
+            control.cancel_job(d.services, found.job_id)
         else:
-            control.retry_job(found.job_id)
+            control.retry_job(d.services, found.job_id)
     except JobNotFound:
         raise _Abort(404, f"There is no job {job_id}.") from None
     except WrongState as exc:
@@ -429,7 +428,7 @@ def _sources() -> Sources:
     app = current_app
     with _sources_lock:
         if observe.EXTENSION not in app.extensions:
-            observe.install(app, observe.sources_from(deps().settings))
+            observe.install(app, observe.sources_from(deps().services))
         observed: observe.Observed = app.extensions[observe.EXTENSION]
     return observed.sources
 

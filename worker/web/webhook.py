@@ -30,6 +30,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from config.settings import Settings, SettingsError
+from tasks.chains import continuation
 from worker.akool.crypto import WebhookEnvelope, WebhookError, open_envelope
 from worker.akool.models import AudioStatus
 from worker.akool.validation import count_words
@@ -158,9 +159,6 @@ def continuation_enqueuer(jobs: JobStore) -> Enqueue:
     """Enqueue the rest of a job's chain from its record (download and finish, or finish)."""
 
     def enqueue(job_id: str) -> None:
-        # Imported here: the receiver's own tests need neither the Celery app nor its settings.
-        from tasks.chains import continuation
-
         continuation(jobs.get(job_id), 0.0).apply_async()
 
     return enqueue
