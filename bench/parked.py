@@ -77,7 +77,7 @@ def seed(r: redis.Redis, settings: Settings, ids: list[str], due: float) -> None
             queue, message = capture_lpush(continuation(job, 0.0).apply_async)
             keys = store.keys.script(job_id, store.parking.parked_key,
                                      store.parking.parked_messages_key)  # fmt: skip
-            park(keys=keys, args=[job_id, due, queue, message], client=pipe)
+            park(keys=keys, args=[job_id, due, queue, message, "submitted"], client=pipe)
         parked = pipe.execute()
         if not all(parked):
             raise RuntimeError(f"{parked.count(0)} of {len(part)} jobs were not parked")

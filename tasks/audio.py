@@ -49,6 +49,9 @@ def _entry(task: Task, kind: str, kwargs: dict[str, Any]) -> Any:
         return task.replace(wait.si(job_id))
     later = pipeline.submit(svc, job_id)
     if later is not None:
+        if chains.parks(svc, later):  # a v4 clone stage waits for its voice in Redis
+            end_here(task)  # the parked resume's chain stores the summary under this id
+            return None
         again(task, later)
     return _rest(task, svc, job_id)
 
@@ -73,10 +76,9 @@ def poll(self: Task, job_id: str) -> str:
     svc = services()
     later = pipeline.poll(svc, job_id)
     if later is not None:
-        if later.parkable is not None and later.countdown > svc.settings.poll_park_threshold:
+        if chains.parks(svc, later):
             # A long wait is parked in Redis, not held here as a countdown: the dispatcher
             # sends the rest of the chain when it is due. This chain ends here.
-            chains.park(svc.jobs, later.parkable, time.time() + later.countdown)
             end_here(self)
             return job_id
         again(self, later)

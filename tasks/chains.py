@@ -8,6 +8,8 @@ tasks, the sweeper and the webhook receiver all continue a job the same way.
 
 from __future__ import annotations
 
+import time
+
 from celery import chain
 from celery.canvas import Signature
 
@@ -16,6 +18,8 @@ from worker.broker.compat import capture_lpush, check_cjson_safe
 from worker.celery import app
 from worker.jobs import Job, JobState, JobStore
 from worker.jobs.parking import Parked
+from worker.pipeline import Later
+from worker.services import Services
 
 POLL = "audio.poll"
 DOWNLOAD = "audio.download"
@@ -52,14 +56,30 @@ def continuation(job: Job, due_in: float) -> Signature:
 
 
 def park(jobs: JobStore, job: Job, due: float) -> bool:
-    """Park the job's next poll until ``due`` (worker/jobs/parking.py). Its continuation,
-    built as the message kombu would send, waits in Redis instead of in a worker; it is the
-    same for every poll of an attempt, so it is built only when the job has none kept (about
-    a fifth of a poll's CPU, bench/pollcost.py). False when the job no longer waits for Akool
-    (whoever moved it continues it)."""
-    parked = jobs.parking.park(job.job_id, due)
+    """Park the job's next step until ``due`` (worker/jobs/parking.py): its next poll while
+    it is ``submitted``, or its resume while a v4 clone stage waits for the voice (the job is
+    ``accepted``). Its continuation, built as the message kombu would send, waits in Redis
+    instead of in a worker; it is the same for every wait in one state of an attempt, so it
+    is built only when the job has none kept (about a fifth of a poll's CPU,
+    bench/pollcost.py). False when the job no longer waits in that state (whoever moved it
+    continues it)."""
+    state = job.state
+    parked = jobs.parking.park(job.job_id, due, state=state)
     if parked is Parked.NO_MESSAGE:
         queue, message = capture_lpush(continuation(job, 0.0).apply_async)
         check_cjson_safe(message)  # the dispatcher edits it with Redis's cjson
-        parked = jobs.parking.park(job.job_id, due, queue, message)
+        parked = jobs.parking.park(job.job_id, due, queue, message, state=state)
     return parked is Parked.PARKED
+
+
+def parks(svc: Services, later: Later) -> bool:
+    """Whether a step's wait is parked rather than held as a countdown: a wait for Akool
+    (``later.parkable``) longer than ``POLL_PARK_THRESHOLD``. When True the step's chain ends
+    here: the parked message (or whoever moved the job meanwhile) continues the job."""
+    job = later.parkable
+    if job is None or later.countdown <= svc.settings.poll_park_threshold:
+        return False
+    if job.state not in (JobState.ACCEPTED, JobState.SUBMITTED):
+        return False  # kept messages belong to one of these two states (job_park.lua)
+    park(svc.jobs, job, time.time() + later.countdown)
+    return True

@@ -13,8 +13,8 @@ from typing import Any
 from celery import Task
 
 from config.celeryconfig import QUEUE_AUDIO
-from tasks.base import MAINTENANCE_OPTIONS, again
-from tasks.chains import RESUME, continuation
+from tasks.base import MAINTENANCE_OPTIONS, again, end_here
+from tasks.chains import RESUME, continuation, parks
 from worker import pipeline
 from worker.akool.speech import APIS
 from worker.celery import app
@@ -39,6 +39,9 @@ def resume(self: Task, job_id: str) -> str:
     svc = services()
     later = pipeline.submit(svc, job_id)
     if later is not None:
+        if parks(svc, later):  # a v4 clone stage waits for its voice in Redis
+            end_here(self)
+            return job_id
         again(self, later)
     job = svc.jobs.get(job_id)
     if job.state in (JobState.ACCEPTED, JobState.SUBMITTING):

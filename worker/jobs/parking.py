@@ -26,6 +26,7 @@ import redis
 from config.celeryconfig import QUEUE_POLL
 from config.settings import Settings
 from worker.jobs.keys import JobKeys
+from worker.jobs.record import JobState
 from worker.lua import job_script, source
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,21 @@ class Parking:
     def parked_messages_key(self) -> str:
         return self._keys.parked_messages
 
-    def park(self, job_id: str, due: float, queue: str = "", message: str = "") -> Parked:
-        """Keep the job's next poll until ``due``: ``message`` (kombu's payload for the list
-        ``queue``) or, without one, the message kept from the job's last park (one per
-        attempt, worker/lua/job_park.lua)."""
+    def park(
+        self,
+        job_id: str,
+        due: float,
+        queue: str = "",
+        message: str = "",
+        state: JobState = JobState.SUBMITTED,
+    ) -> Parked:
+        """Keep the job's next step until ``due``: ``message`` (kombu's payload for the list
+        ``queue``) or, without one, the message kept from the job's last park (one per state
+        of an attempt, worker/lua/job_park.lua). ``state`` is the one the job waits in: its
+        speech's poll while ``submitted``, a v4 clone stage's resume while ``accepted``."""
         keys = self._keys.script(job_id, self.parked_key, self.parked_messages_key)
-        return Parked(int(self._park(keys=keys, args=[job_id, due, queue, message])))
+        args: list[str | float] = [job_id, due, queue, message, state.value]
+        return Parked(int(self._park(keys=keys, args=args)))
 
     def parked_due(self, job_id: str) -> float | None:
         """When a parked poll of this job is due; None when none is parked."""

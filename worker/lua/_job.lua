@@ -17,11 +17,12 @@ local function event(now, kind, fields)
 end
 
 -- Moves the job to another state, in its hash and in the per-state listing index. A job that
--- stops waiting for Akool drops its kept poll message (job_park.lua).
+-- leaves the state its kept message was built for (a poll's while submitted, the clone stage's
+-- resume while accepted: job_park.lua) drops it.
 local function set_state(job_id, old, new)
   redis.call('HSET', JOB, 'state', new)
   if old == new then return end
-  if old == 'submitted' then redis.call('HDEL', JOB, 'poll_msg') end
+  if old == 'submitted' or old == 'accepted' then redis.call('HDEL', JOB, 'poll_msg') end
   if old then redis.call('ZREM', IDX .. 'state:' .. old, job_id) end
   redis.call('ZADD', IDX .. 'state:' .. new, redis.call('HGET', JOB, 'created_at') or 0, job_id)
 end

@@ -84,7 +84,7 @@ def _use(svc: Services, job: Job, voice_id: str, doc_id: str | None, how: str) -
 def _wait(svc: Services, job: Job, delay: float, reason: str) -> Later:
     delay = max(0.5, min(delay, (job.deadline_at or time.time() + delay) - time.time()))
     svc.jobs.set_due(job.job_id, time.time() + delay)
-    return Later(delay, reason)
+    return Later(delay, reason, parkable=job)  # a long wait is parked as a speech poll's is
 
 
 def _voice_failed(svc: Services, job: Job, key: str, doc_id: str) -> None:

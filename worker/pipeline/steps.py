@@ -60,8 +60,13 @@ def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tu
     """Validate and record the job; returns (job_id, this task owns the job).
 
     Without a caller-given ``job_id`` the entry task's id is used, so a redelivered entry
-    message finds its own record instead of creating (and submitting) a second job.
+    message finds its own record instead of creating (and submitting) a second job. A record
+    made for this very message (by the web intake, which validated it, or by an earlier run
+    of this task, now retried) is used as it is: a request is validated once.
     """
+    known = _recorded(svc, kwargs.get("job_id"), task_id)
+    if known is not None and known.owner_task_id == task_id:
+        return known.job_id, True
     request = parse_request(kind, kwargs, svc.settings)
     job_id = parse_job_id(kwargs.get("job_id"))
     if job_id is None:
@@ -72,7 +77,7 @@ def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tu
                 "job_id", f"is required: the task id {task_id[:60]!r} cannot name a file"
             ) from None
         assert job_id is not None
-    if request.voice_id and svc.jobs.find(job_id) is None:
+    if request.voice_id and known is None:
         # Only for a new job (the cache may change before a retry of this same task), and only
         # when the voice cache is fresh: otherwise Akool remains the judge.
         problem = request_problem(svc.voices, svc.akool, svc.limiter, request)
@@ -80,6 +85,16 @@ def accept(svc: Services, kind: str, kwargs: dict[str, Any], task_id: str) -> tu
             raise InvalidRequest(*problem)
     _, owner = svc.jobs.create(job_id, kind, request.to_record(), task_id)
     return job_id, owner == task_id
+
+
+def _recorded(svc: Services, given: Any, task_id: str) -> Job | None:
+    """The record under the job's id (the caller's ``job_id``, else the task id), if any;
+    None too when that id is not a valid one (parsing the request says why)."""
+    try:
+        job_id = parse_job_id(given) or parse_job_id(task_id)
+    except InvalidRequest:
+        return None
+    return None if job_id is None else svc.jobs.find(job_id)
 
 
 # --- submit -------------------------------------------------------------------------------
