@@ -45,6 +45,7 @@ test: install redis-server chromium
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
+	$(BIN)/python scripts/check_lock.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
