@@ -3,16 +3,34 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every dependency (the dev extra included) pinned, for every platform on Python >= 3.11;
+# pyproject.toml keeps the ranges. `make lock` refreshes it with uv.
+LOCK := requirements-dev.lock
+UV_VERSION := 0.13.8
+# `make lock LOCK_FLAGS=` keeps the current pins and only resolves what pyproject changed.
+LOCK_FLAGS ?= --upgrade
+# Parallel tests: each xdist worker starts its own redis-server, sandboxes and Celery workers.
+# The tests mostly wait on processes, so more workers than this machine's 2 cores;
+# loadfile keeps a module on one worker, so a module-scoped stack starts once.
+TEST_WORKERS ?= 4
 
-.PHONY: install test check lint typecheck demo chaos bench clean redis-server chromium screenshots
+.PHONY: install lock test check lint typecheck demo chaos bench clean redis-server chromium screenshots
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock: | $(BIN)/python
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip compile -q --universal --python-version 3.11 --extra dev $(LOCK_FLAGS) \
+		--custom-compile-command 'make lock' pyproject.toml -o $(LOCK)
 
 # redis-server is a Debian package; tests and the demo start their own private instance.
 redis-server:
@@ -23,10 +41,17 @@ redis-server:
 chromium:
 	@scripts/ensure-chromium.sh
 
+# Tests marked serial race a process's start against a short interval: they run after the
+# parallel run, one at a time (both runs always run; either failing fails make test; exit 5,
+# none marked serial, is no failure).
 test: install redis-server chromium
-	$(BIN)/pytest -q
+	status=0; \
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m 'not chaos and not serial' || status=$$?; \
+	$(BIN)/pytest -q -m 'serial and not chaos' || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	exit $$status
 
 lint: install
+	$(BIN)/python scripts/check_lock.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

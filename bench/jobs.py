@@ -30,7 +30,7 @@ class Waiter:
     done: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.ps = self.r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self.ps = self.r.pubsub(ignore_subscribe_messages=True)
         self.ps.subscribe(self.channel)
 
     def wait(self, ids: Iterable[str], timeout: float) -> dict[str, float]:

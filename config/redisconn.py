@@ -253,13 +253,15 @@ def connect(target: RedisTarget, **options: Any) -> redis.Redis:
     where the master is, and a connection to a master that became a replica is dropped and
     made again (redis-py's SentinelManagedConnection), so the client follows a failover."""
     if target.is_sentinel:
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             list(target.sentinels), sentinel_kwargs=target.sentinel_kwargs(), **options
         )
-        credentials = {
+        # Any, as master_for's **kwargs (connection options) are: a dict[str, str] would also
+        # be checked against its connection_pool_class parameter.
+        credentials: dict[str, Any] = {
             k: v for k, v in (("username", target.username), ("password", target.password)) if v
         }
-        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        client: redis.Redis = sentinel.master_for(
             target.master, redis_class=redis.Redis, db=target.db, **credentials
         )
         return client

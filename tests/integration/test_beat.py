@@ -165,6 +165,8 @@ def test_sweep_resumes_jobs_whose_messages_were_lost(
     print("sweep totals:", {k: v for k, v in totals.items() if k.startswith("sweep.")})
 
 
+# The CLI must answer within a voice refresh interval (2 s): alone, not beside other stacks.
+@pytest.mark.serial
 def test_voice_cache_feeds_the_cli_and_refuses_unknown_voices(
     stack: tuple[CeleryWorker, Proc], env: dict[str, str], sb: SandboxServer, r: redis.Redis
 ) -> None:

@@ -156,6 +156,8 @@ def test_cancel_during_submit_records_the_akool_job_and_sends_nothing_more(
     assert kinds(jobs, job_id).count("submitted") == 1
 
 
+# Races a 3 s slow download against a CLI process's start: alone, not beside other stacks.
+@pytest.mark.serial
 def test_cancel_during_download_stores_nothing(
     worker: CeleryWorker,
     caller: Celery,

@@ -44,7 +44,7 @@ class Channel(reliable_redis.Channel, kombu_redis.SentinelChannel):
         params = self._connparams(asynchronous)  # type: ignore[no-untyped-call]
         params.pop("host", None)
         params.pop("port", None)
-        manager = sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        manager = sentinel.Sentinel(
             [(str(host), int(port)) for host, port in self.sentinels],
             min_other_sentinels=getattr(self, "min_other_sentinels", 0),
             sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
@@ -59,7 +59,7 @@ class Channel(reliable_redis.Channel, kombu_redis.SentinelChannel):
         if master_name is None:
             raise ValueError("'master_name' transport option must be specified.")
         credentials = {k: params[k] for k in ("username", "password") if params.get(k)}
-        client = manager.master_for(master_name, redis.Redis, **credentials)  # type: ignore[no-untyped-call]
+        client = manager.master_for(master_name, redis.Redis, **credentials)
         return client.connection_pool
 
 
