@@ -85,3 +85,11 @@ def test_each_entry_lists_exactly_its_modules() -> None:
         missing = sorted(tree[directory] - listed[directory])
         stale = sorted(listed[directory] - tree[directory])
         assert (missing, stale) == ([], []), f"{directory}/: not in README {missing}, gone {stale}"
+
+
+def test_the_import_order_the_readme_states_is_the_one_checked() -> None:
+    from tests.unit.test_layout import ORDER
+
+    text = " ".join((ROOT / "README.md").read_text().split("### Layout", 1)[1].split())
+    stated = text.split("in this order: ", 1)[1].split(" (checked by", 1)[0]
+    assert [name.strip() for name in stated.split(",")] == ORDER
