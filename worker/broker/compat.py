@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from time import monotonic
 from typing import Any
 
@@ -27,8 +28,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 
-#: Private names we use, by owner (worker/broker/sentinel_redis.py overrides the Sentinel ones;
-#: every other one is referenced in this module only).
+#: Private names we use, by owner; each one is referenced in this module only.
 PRIVATE: dict[str, tuple[str, ...]] = {
     "kombu.transport.redis:Channel": (
         "_put",
@@ -108,6 +108,40 @@ def delivery_tag(payload: str) -> str | None:
     except (ValueError, AttributeError):
         return None
     return tag if isinstance(tag, str) else None
+
+
+# -- kombu's Redis layout -------------------------------------------------------------------
+
+#: The priority steps of a queue: step 0 is the queue's own list, step N ``<queue><sep>N``.
+PRIORITY_STEPS = tuple(kombu_redis.PRIORITY_STEPS)
+#: kombu's hash of the messages workers hold unacked: tag -> ``[envelope, exchange, key]``.
+UNACKED_KEY = kombu_redis.Channel.unacked_key
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists of one kombu queue, priority 0 first."""
+    sep = kombu_redis.Channel.sep
+    return [queue if pri == 0 else f"{queue}{sep}{pri}" for pri in PRIORITY_STEPS]
+
+
+def headers_of(raw: str | None) -> dict[str, Any]:
+    """The headers of a kombu message as stored in Redis ({} when it has none or is not JSON)."""
+    try:
+        message = json.loads(raw) if raw else None
+    except ValueError:
+        return {}
+    headers = message.get(HEADERS) if isinstance(message, dict) else None
+    return headers if isinstance(headers, dict) else {}
+
+
+def unacked_eta(raw: str) -> float | None:
+    """When an unacked record's message is due (its ``eta`` header), if it has one."""
+    try:
+        record = json.loads(raw)
+        eta = record[0][HEADERS].get("eta")
+        return datetime.fromisoformat(eta).timestamp() if isinstance(eta, str) else None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
 
 
 # -- capture -----------------------------------------------------------------------------------
@@ -225,6 +259,29 @@ class KombuChannel(kombu_redis.Channel):
     def deliver(self, payload: Any, queue: str) -> None:
         """Hand a decoded message of ``queue`` to the consumer (kombu's transport)."""
         self.connection._deliver(payload, queue)
+
+
+class KombuSentinelChannel(kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel with its private hooks under public names: ``master_pool``
+    (``_sentinel_managed_pool``) builds the pool of the master the Sentinels name."""
+
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        return self.master_pool(asynchronous)
+
+    def master_pool(self, asynchronous: bool = False) -> Any:
+        """The connection pool of the current master (kombu's: from the broker URL's list)."""
+        return super()._sentinel_managed_pool(asynchronous)  # type: ignore[no-untyped-call]
+
+    def connection_params(self, asynchronous: bool = False) -> dict[str, Any]:
+        """The options of a connection of this channel (host, port, credentials, TLS...)."""
+        return dict(self._connparams(asynchronous))  # type: ignore[no-untyped-call]
+
+    def keep_sentinel_manager(self, manager: Any, asynchronous: bool) -> None:
+        """Hand kombu the Sentinel manager, whose connections it closes with the channel."""
+        if asynchronous:
+            self._async_sentinel_manager = manager
+        else:
+            self._sentinel_manager = manager
 
 
 # -- Celery's request --------------------------------------------------------------------------

@@ -19,13 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from kombu.transport import redis as kombu_redis
 from redis import sentinel
 
 from worker.broker import reliable_redis
+from worker.broker.compat import KombuSentinelChannel
 
 
-class Channel(reliable_redis.Channel, kombu_redis.SentinelChannel):
+class Channel(reliable_redis.Channel, KombuSentinelChannel):
     #: ``[[host, port], ...]``: every Sentinel, asked in this order.
     sentinels: list[list[Any]] | None = None
 
@@ -38,10 +38,10 @@ class Channel(reliable_redis.Channel, kombu_redis.SentinelChannel):
         "sentinels",
     )
 
-    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+    def master_pool(self, asynchronous: bool = False) -> Any:
         if not self.sentinels:
-            return super()._sentinel_managed_pool(asynchronous)  # type: ignore[no-untyped-call]
-        params = self._connparams(asynchronous)  # type: ignore[no-untyped-call]
+            return super().master_pool(asynchronous)
+        params = self.connection_params(asynchronous)
         params.pop("host", None)
         params.pop("port", None)
         manager = sentinel.Sentinel(
@@ -50,11 +50,7 @@ class Channel(reliable_redis.Channel, kombu_redis.SentinelChannel):
             sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
             **params,
         )
-        # kombu closes the Sentinels' connections through these when the channel closes.
-        if asynchronous:
-            self._async_sentinel_manager = manager
-        else:
-            self._sentinel_manager = manager
+        self.keep_sentinel_manager(manager, asynchronous)
         master_name = getattr(self, "master_name", None)
         if master_name is None:
             raise ValueError("'master_name' transport option must be specified.")

@@ -11,28 +11,26 @@ countdown (ETA) message: a worker holds those in memory until they are due.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, cast
 
 import redis
 from celery import Celery
-from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from config.celeryconfig import QUEUES, celery_config
 from config.settings import Settings
+from worker.broker import compat
+from worker.broker.compat import headers_of, queue_keys, unacked_eta
 from worker.fleet import counters
 from worker.fleet.ratelimit import RateLimiter
 from worker.jobs import JobState, JobStore
 
 DEFAULT_QUEUE = "celery"  # where a caller that names no queue sends
 QUEUE_NAMES = (*QUEUES, DEFAULT_QUEUE)
-SEP = Channel.sep
-UNACKED, UNACKED_SCAN = Channel.unacked_key, 2000
+UNACKED, UNACKED_SCAN = compat.UNACKED_KEY, 2000
 WARN_SAMPLE = 100  # messages read from a queue nobody consumes, to name their tasks
 WORKERS_TTL = 10.0
 
@@ -99,21 +97,6 @@ class Sources:
     queues: tuple[str, ...] = field(default=QUEUE_NAMES)
 
 
-def queue_keys(queue: str) -> list[str]:
-    """The Redis lists of one kombu queue, priority 0 first."""
-    return [queue if pri == 0 else f"{queue}{SEP}{pri}" for pri in PRIORITY_STEPS]
-
-
-def headers_of(raw: str | None) -> dict[str, Any]:
-    """The headers of a kombu message as stored in Redis ({} when it has none or is not JSON)."""
-    try:
-        message = json.loads(raw) if raw else None
-    except ValueError:
-        return {}
-    headers = message.get("headers") if isinstance(message, dict) else None
-    return headers if isinstance(headers, dict) else {}
-
-
 def _sent_at(raw: str) -> float | None:
     value = headers_of(raw).get(counters.SENT_AT)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
@@ -131,7 +114,7 @@ def queues(r: redis.Redis, names: Iterable[str], now: float) -> dict[str, QueueS
     out, i = {}, 0
     for name in names:
         depth, ages, unknown = 0, [], False
-        for _ in PRIORITY_STEPS:
+        for _ in compat.PRIORITY_STEPS:
             length, tail = replies[i], replies[i + 1]
             i += 2
             depth += int(length)
@@ -143,15 +126,6 @@ def queues(r: redis.Redis, names: Iterable[str], now: float) -> dict[str, QueueS
     return out
 
 
-def _eta(raw: str) -> float | None:
-    try:
-        record = json.loads(raw)
-        eta = record[0]["headers"].get("eta")
-        return datetime.fromisoformat(eta).timestamp() if isinstance(eta, str) else None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        return None
-
-
 def unacked_count(r: redis.Redis) -> int:
     return int(r.hlen(UNACKED))
 
@@ -161,7 +135,7 @@ def unacked(r: redis.Redis, now: float, limit: int = UNACKED_SCAN) -> Unacked:
     total = unacked_count(r)
     scanned = countdown = 0
     for _, raw in r.hscan_iter(UNACKED, count=500):
-        eta = _eta(raw)
+        eta = unacked_eta(raw)
         countdown += eta is not None and eta > now
         scanned += 1
         if scanned >= limit:
