@@ -147,7 +147,7 @@ class AkoolClient:
             "rate": validation.validate_rate(rate),
         }
         self.add_url(body, "webhookUrl", "webhook_url", webhook_url)
-        return self._submit(CREATE_PATH, body)
+        return self.post_audio("create", body)
 
     def clone_audio(
         self,
@@ -172,7 +172,7 @@ class AkoolClient:
             body["voice_id"] = validation.validate_voice_id(voice_id)
         self.add_url(body, "voice_url", "voice_url", voice_url)
         self.add_url(body, "webhookUrl", "webhook_url", webhook_url)
-        return self._submit(CLONE_PATH, body)
+        return self.post_audio("clone", body)
 
     def get_audio(self, audio_model_id: str) -> AudioJob:
         """The current record of a create/clone job (``audio_model_id`` is its ``_id``)."""
@@ -225,7 +225,11 @@ class AkoolClient:
         if url is not None:
             body[key] = validation.validate_http_url(field, url, allow_hosts=self._allow_hosts)
 
-    def _submit(self, path: str, body: Mapping[str, Any]) -> AudioJob:
+    def post_audio(self, kind: str, body: Mapping[str, Any]) -> AudioJob:
+        """POST a create (``kind`` "create") or clone body as it is (sent once): for a body
+        made of a request validated already (worker/akool/v3api.py); ``create_audio`` and
+        ``clone_audio`` validate their arguments first."""
+        path = CREATE_PATH if kind == "create" else CLONE_PATH
         envelope = self.call("POST", path, body=body, safe=False)
         return parse_job(envelope.get("data"), endpoint=f"POST {path}")
 

@@ -93,19 +93,14 @@ class V3Api:
         webhook_url: str | None,
         voice_id: str | None = None,
     ) -> AudioJob:
-        assert request.rate is not None
-        if request.kind == "create":
-            assert request.voice_id is not None
-            return client.create_audio(
-                request.input_text, request.voice_id, request.rate, webhook_url
-            )
-        return client.clone_audio(
-            request.input_text,
-            voice_url=request.voice_url,
-            voice_id=request.voice_id,
-            rate=request.rate,
-            webhook_url=webhook_url,
-        )
+        # The request was validated when it was made (parse): it is sent as it is.
+        body: dict[str, Any] = {"input_text": request.input_text, "rate": request.rate}
+        if request.voice_id is not None:
+            body["voice_id"] = request.voice_id
+        if request.voice_url is not None:
+            body["voice_url"] = request.voice_url
+        client.add_url(body, "webhookUrl", "webhook_url", webhook_url)
+        return client.post_audio(request.kind, body)
 
     def poll(self, client: AkoolClient, akool_id: str) -> AudioJob:
         return client.get_audio(akool_id)

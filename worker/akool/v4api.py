@@ -165,14 +165,16 @@ class V4Api:
         # VoiceLab speaks with a voice_id: the request's, or a clone's (``voice_id``).
         speaker = voice_id or request.voice_id
         assert speaker is not None
-        return client.v4.create_tts(
-            request.input_text,
-            speaker,
-            voice_options=request.voice_options,
-            language_code=request.language_code,
-            extra_options=request.extra_options,
-            webhook_url=webhook_url,
-        )
+        # The request was validated when it was made (parse): it is sent as it is.
+        body: dict[str, Any] = {"input_text": request.input_text, "voice_id": speaker}
+        if request.voice_options:
+            body["voice_options"] = request.voice_options
+        if request.language_code is not None:
+            body["language_code"] = request.language_code
+        if request.extra_options:
+            body["extra_options"] = request.extra_options
+        client.add_url(body, "webhookUrl", "webhook_url", webhook_url)
+        return client.v4.post_tts(body)
 
     def poll(self, client: AkoolClient, akool_id: str) -> AudioJob:
         return client.v4.get_tts(akool_id)

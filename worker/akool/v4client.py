@@ -94,7 +94,12 @@ class VoiceLab:
         if extra_options:
             body["extra_options"] = v4options.validate_extra_options(extra_options)
         c.add_url(body, "webhookUrl", "webhook_url", webhook_url)
-        envelope = c.call("POST", TTS_PATH, body=body, safe=False)
+        return self.post_tts(body)
+
+    def post_tts(self, body: Mapping[str, Any]) -> AudioJob:
+        """POST a tts body as it is (sent once): for a body made of a request validated
+        already (worker/akool/v4api.py); ``create_tts`` validates its arguments first."""
+        envelope = self._client.call("POST", TTS_PATH, body=body, safe=False)
         return parse_tts_job(envelope.get("data"), endpoint=f"POST {TTS_PATH}")
 
     def get_tts(self, resource_id: str) -> AudioJob:
