@@ -135,9 +135,11 @@ def test_end_chain_clears_the_chain_and_the_result() -> None:
 def app(redis_url: str) -> Iterator[Celery]:
     app = Celery("contract", amqp=RedactingAMQP)
     app.conf.update(celery_config(Settings(redis_url=redis_url)))
-    before_task_publish.connect(counters.stamp_sent_at, weak=False)
+    # Under its own uid: disconnecting it must not remove worker/celery.py's receiver, which
+    # later tests of this process rely on (a queue's oldest-message age).
+    before_task_publish.connect(counters.stamp_sent_at, weak=False, dispatch_uid="contract")
     yield app
-    before_task_publish.disconnect(counters.stamp_sent_at)
+    before_task_publish.disconnect(dispatch_uid="contract")
     app.close()
 
 
