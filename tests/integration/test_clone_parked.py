@@ -18,7 +18,6 @@ from celery import Celery
 from sandbox import VOICES, SandboxServer
 from tests.support.procs import CeleryWorker, worker_env
 from tests.support.redis import RedisServer
-from tests.support.stack import caller_app
 
 SAMPLE_VOICE = next(v["voice_id"] for v in VOICES if v["from"] == 3)
 
@@ -43,13 +42,6 @@ def worker(
     w.start()
     yield w
     w.stop()
-
-
-@pytest.fixture(scope="module")
-def caller(redis_server: RedisServer) -> Iterator[Celery]:
-    app = caller_app(redis_server.url)
-    yield app
-    app.close()
 
 
 def test_the_clone_stage_parks_its_voice_polls_and_the_callers_result_resolves(
