@@ -21,6 +21,7 @@ RedBeat's options, each library spelling them its own way.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,12 +128,7 @@ class RedisTarget:
         if self.is_sentinel:
             where = ", ".join(_hostport(h, p) for h, p in self.sentinels)
             return f"master {self.master!r} of the Sentinels {where}"
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        netloc = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+        return mask_url(self.url)
 
 
 def _hostport(host: str, port: int) -> str:
@@ -240,11 +236,49 @@ def _sentinel_target(settings: Settings, url: str, common: dict[str, Any]) -> Re
 
 def _shown(entry: str) -> str:
     """A URL for a message: the password replaced."""
-    scheme, sep, rest = entry.partition("://")
+    return mask_url(entry)
+
+
+# A query parameter that carries a password (redis-py reads ``?password=`` like the userinfo's).
+_QUERY_SECRET = re.compile(r"(&[^=&#]*pass[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` (or a ``;``-separated list of them) for a message or a log: every password,
+    in the userinfo or in the query string (``?password=``), replaced by ``***``."""
+    return ";".join(_mask_one(entry) for entry in url.split(";"))
+
+
+def _mask_one(entry: str) -> str:
+    base, q, query = entry.partition("?")
+    scheme, sep, rest = base.partition("://")
     userinfo, at, host = rest.rpartition("@")
-    if not at:
-        return entry
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+    if at and ":" in userinfo:
+        base = f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+    if q:
+        query = _QUERY_SECRET.sub(r"\1***", "&" + query)[1:]
+    return base + q + query
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` in its userinfo (REDIS_PASSWORD); for a list of Sentinels, in
+    the first entry, where the master's credentials are written. Raises RedisConfigError when
+    the URL carries another password already."""
+    first, semi, others = url.partition(";")
+    parts = urlsplit(first)
+    if parts.password == quote(password, safe=""):
+        return url  # added before (dataclasses.replace builds the settings again)
+    has_query_password = any(
+        k.lower() == "password" for k, _, _ in (p.partition("=") for p in parts.query.split("&"))
+    )
+    if parts.password is not None or has_query_password:
+        raise RedisConfigError(
+            "REDIS_PASSWORD is set but REDIS_URL has a password too: write it in one place"
+        )
+    scheme, sep, rest = first.partition("://")
+    user = f"{parts.username}" if parts.username else ""
+    rest = rest.split("@", 1)[1] if "@" in rest.split("/", 1)[0] else rest
+    return f"{scheme}{sep}{user}:{quote(password, safe='')}@{rest}{semi}{others}"
 
 
 def connect(target: RedisTarget, **options: Any) -> redis.Redis:

@@ -7,6 +7,7 @@ A missing or invalid value raises ``SettingsError`` naming the variable; secrets
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from config.redisconn import RedisConfigError, redis_target
+from config.redisconn import RedisConfigError, mask_url, redis_target, with_password
 
 
 class SettingsError(ValueError):
@@ -27,6 +28,11 @@ MAX_PRESIGN_SECONDS = 7 * 86400
 #: tests/unit/test_api_versions.py keeps the two the same).
 AKOOL_APIS = ("v3", "v4")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# A WEB_ALLOWED_HOSTS entry: a name or an IPv4 address, an IPv6 one (bracketed or not), an
+# optional port (ignored), or * (any host)
+_HOST_ENTRY = re.compile(
+    r"\*|[A-Za-z0-9_.-]+(?::\d+)?|\[[0-9A-Fa-f:.]+\](?::\d+)?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*"
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ class Settings:
     voice_clone_ttl_days: float = 30.0
     # Redis and Celery
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata=FROM_FILE)
+    # Redis's password apart from REDIS_URL (REDIS_PASSWORD_FILE: compose's secret); it joins
+    # the URL's userinfo, so every component reads it from REDIS_URL as before
+    redis_password: str | None = field(default=None, repr=False, metadata=SECRET)
     # Redis Sentinel (REDIS_URL=sentinel://h1:26379;sentinel://h2:26379/0) and TLS (rediss://):
     # config/redisconn.py turns them into every component's connection options.
     redis_sentinel_master: str = "mymaster"
@@ -118,6 +127,12 @@ class Settings:
     web_port: int = 8000
     api_tokens: tuple[str, ...] = field(default=(), repr=False, metadata=SECRET)
     api_auth: bool = True  # API_AUTH=off: no token asked (a private network only)
+    # The web service's edges (worker/web/edges.py): the Host names it answers to besides
+    # loopback, WEB_HOST and PUBLIC_BASE_URL's host; the proxies whose X-Forwarded-For/-Proto
+    # it believes; failed token attempts per minute per client address (0: no throttle)
+    web_allowed_hosts: tuple[str, ...] = ()
+    web_trusted_proxies: tuple[str, ...] = ()
+    api_rate_limit: int = 10
     flower_url: str | None = None
     # Beat (RedBeat) and its schedules
     beat_max_loop_interval: float = 5.0
@@ -133,6 +148,14 @@ class Settings:
     flower_basic_auth: str | None = field(default=None, repr=False, metadata=SECRET)
     flower_port: int = 5555
     flower_address: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        if self.redis_password:
+            try:
+                url = with_password(self.redis_url, self.redis_password)
+            except RedisConfigError as exc:
+                raise SettingsError(str(exc)) from None
+            object.__setattr__(self, "redis_url", url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -248,6 +271,7 @@ class Settings:
             raise SettingsError("FLOWER_URL must be an http(s) URL")
         if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
             raise SettingsError("PUBLIC_BASE_URL must be an http(s) URL")
+        self._check_web_edges()
 
         # RedBeat renews its lock on every tick: a lock shorter than two ticks could lapse while
         # the owner is healthy, and a second beat would then fire the same entries.
@@ -260,6 +284,21 @@ class Settings:
             raise SettingsError(
                 "VOICE_CACHE_TTL must be 0 (no cache) or at least VOICE_REFRESH_INTERVAL"
             )
+
+    def _check_web_edges(self) -> None:
+        if self.api_rate_limit < 0:
+            raise SettingsError("API_RATE_LIMIT must be 0 or more (0: no throttle)")
+        for entry in self.web_trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"WEB_TRUSTED_PROXIES: {entry!r} is not an address or a network "
+                    "(10.0.0.2, 10.0.0.0/8, fd00::/8)"
+                ) from None
+        for entry in self.web_allowed_hosts:
+            if not _HOST_ENTRY.fullmatch(entry):
+                raise SettingsError(f"WEB_ALLOWED_HOSTS: {entry!r} is not a host name (or *)")
 
     def require_credentials(self) -> None:
         """Fail with a message naming the variables when no Akool credential is set."""
@@ -279,7 +318,7 @@ class Settings:
             if f.metadata.get("secret"):
                 shown = "(set, hidden)" if value else "(not set)"
             elif f.name in ("redis_url", "s3_endpoint_url") and value:
-                shown = _mask_url_password(value)
+                shown = mask_url(value)
             elif isinstance(value, tuple):
                 shown = ",".join(value)
             else:
@@ -339,13 +378,9 @@ def _secret_file(env: Mapping[str, str], name: str) -> str | None:
         raise SettingsError(f"{name}_FILE: cannot read {path} ({exc.strerror})") from None
 
 
-def _mask_url_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"
+def _split_list(raw: str) -> tuple[str, ...]:
+    """A list setting: comma- or line-separated (a file of one token a line is a list)."""
+    return tuple(p.strip() for p in re.split(r"[,\r\n]", raw) if p.strip())
 
 
 def _parse_bool(raw: str) -> bool:
@@ -365,7 +400,7 @@ def _parse(name: str, raw: str, type_: Any) -> Any:
         "float": float,
         "Path": Path,
         "Path | None": Path,
-        "tuple[str, ...]": lambda s: tuple(p.strip() for p in s.split(",") if p.strip()),
+        "tuple[str, ...]": _split_list,
         "bool": _parse_bool,
     }
     parser = parsers.get(type_ if isinstance(type_, str) else getattr(type_, "__name__", ""))

@@ -65,6 +65,9 @@ def stack(
             "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "API_TOKENS": f"{TOKEN},{SECOND}",
+            # Every route is tried with wrong tokens from one address: no throttle here
+            # (tests/integration/test_web_refusals.py and tests/unit/test_web_edges.py test it).
+            "API_RATE_LIMIT": "0",
             "WEB_HOST": "127.0.0.1",
             "WEB_PORT": str(port),
         },

@@ -302,3 +302,46 @@ def test_api_auth_off_serves_without_tokens_and_health_says_when_redis_is_gone(
     finally:
         proc.stop()
     assert "API_AUTH=off" in proc.text()
+
+
+def test_without_auth_a_cross_site_form_and_a_rebound_host_are_refused(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Issue 23, finding 3: with API_AUTH=off a form on any site could POST a retry (a paid
+    # submit), and a DNS-rebinding page (its own name, our address) could read every job.
+    port = free_port()
+    proc: Proc = web({**env, "API_AUTH": "off"}, tmp_path / "web.log", port).start()
+    try:
+        c = WebClient(port, None)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        cross = c.post(
+            "/v1/jobs/some-job/retry", b"x=1", headers={**form, "Origin": "https://evil.test"}
+        )
+        assert cross.status == 403 and "same-origin" in cross.error["message"]
+        fetched = c.post("/v1/jobs/some-job/retry", b"", headers={"Sec-Fetch-Site": "cross-site"})
+        assert fetched.status == 403
+        # curl, a backend: no browser header, past the check (no such job)
+        assert c.post("/v1/jobs/some-job/retry").status == 404
+        own = c.post("/v1/jobs/some-job/retry", headers={"Origin": f"http://127.0.0.1:{port}"})
+        assert own.status == 404
+        for path in ("/v1/jobs", "/metrics", "/healthz"):
+            rebound = c.get(path, headers={"Host": f"rebind.evil.test:{port}"})
+            assert rebound.status == 421, path
+            assert "WEB_ALLOWED_HOSTS" in rebound.error["message"]
+            assert rebound.headers["X-Content-Type-Options"] == "nosniff"
+            assert c.get(path, headers={"Host": f"localhost:{port}"}).status == 200
+    finally:
+        proc.stop()
+
+
+def test_a_token_guesser_is_throttled_across_requests(
+    client: WebClient, redis_server: RedisServer
+) -> None:
+    limit = 10  # API_RATE_LIMIT's default
+    got = [client.get("/v1/jobs", token=f"guess-{n:02d}-0123456789").status for n in range(limit)]
+    assert got == [401] * limit
+    refused = client.get("/v1/jobs", token="guess-last-0123456789")
+    assert refused.status == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert client.get("/v1/jobs").status == 429  # the right token too, from this address
+    redis_server.client().flushdb()  # the other tests of this module use the right token
+    assert client.get("/v1/jobs").status == 200

@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = {"worker", "poller", "beat", "flower", "web"}
 WEB = "gunicorn -c python:worker.web.gunicorn_conf worker.web.app:application"
 SETTINGS = {f.name.upper() for f in fields(Settings)}
+FILED = {
+    f"{f.name.upper()}_FILE"
+    for f in fields(Settings)
+    if f.metadata.get("secret") or f.metadata.get("from_file")
+}
 # Read by boto3's credential chain (not our settings), and MinIO's own bootstrap user.
 FOREIGN = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
 
@@ -60,7 +65,9 @@ def test_redis_persists_with_aof_never_evicts_and_has_a_healthcheck() -> None:
     command = redis["command"]
     assert "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
-    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "redis-cli" in str(redis["healthcheck"]["test"]) and "ping" in str(
+        redis["healthcheck"]["test"]
+    )
     assert any(v.endswith(":/data") for v in redis["volumes"])
 
 
@@ -76,7 +83,7 @@ def test_app_services_wait_for_a_healthy_redis() -> None:
 
 def test_every_environment_name_is_a_setting() -> None:
     for name, service in compose()["services"].items():
-        unknown = set(service.get("environment") or {}) - SETTINGS - FOREIGN
+        unknown = set(service.get("environment") or {}) - SETTINGS - FILED - FOREIGN
         assert not unknown, f"{name}: {sorted(unknown)} are not in config/settings.py"
     text = (ROOT / "docker-compose.yml").read_text()
     for var in re.findall(r"\$\{([A-Z0-9_]+)", text):
@@ -152,3 +159,26 @@ def test_compose_web_publishes_its_port_asks_for_tokens_and_checks_health() -> N
     assert web["environment"]["API_TOKENS"] == "${API_TOKENS:-}"
     assert "/healthz" in " ".join(web["healthcheck"]["test"])
     assert "webhook" not in compose()["services"]
+
+
+def test_redis_asks_for_the_password_of_a_secret_file_that_every_service_reads() -> None:
+    doc = compose()
+    secret = doc["secrets"]["redis_password"]
+    assert secret["file"] == "./secrets/redis_password"
+    redis = doc["services"]["redis"]
+    assert redis["secrets"] == ["redis_password"]
+    # requirepass from the secret, never on the command line (ps would show it) nor in a default
+    assert "/run/secrets/redis_password" in redis["command"]
+    assert "requirepass" in redis["command"] and "--requirepass" not in redis["command"]
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    for name in APP_SERVICES:
+        service = doc["services"][name]
+        assert "redis_password" in service["secrets"], name
+        assert service["environment"]["REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
+
+
+def test_web_answers_to_its_compose_name_and_the_operators_names() -> None:
+    env = compose()["services"]["web"]["environment"]
+    names = env["WEB_ALLOWED_HOSTS"]
+    assert names.startswith("${WEB_ALLOWED_HOSTS:-") or names.startswith("web,")
+    assert "web" in names.replace("${WEB_ALLOWED_HOSTS:-", "").split(",")[0]

@@ -105,3 +105,13 @@ def test_tls_files_reach_every_component(tmp_path: Path, pem: str) -> None:
 def test_rediss_without_a_ca_file_still_verifies_against_the_systems_cas() -> None:
     c = celery_config(Settings.from_env({"REDIS_URL": "rediss://cache.example.com:6379/0"}))
     assert c["broker_use_ssl"] == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+
+
+def test_a_query_string_password_is_never_described() -> None:
+    for url in (
+        "redis://10.0.0.5:6379/0?password=pw123",
+        "rediss://u:pw123@10.0.0.5:6379/0?password=pw123&ssl_cert_reqs=required",
+    ):
+        target = redis_target(Settings(redis_url=url))
+        assert "pw123" not in target.describe(), url
+        assert "***" in target.describe()

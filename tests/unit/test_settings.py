@@ -125,3 +125,69 @@ def test_bad_storage_settings_are_refused_naming_the_variable(
 def test_the_endpoint_password_is_masked() -> None:
     shown = Settings.from_env({"S3_ENDPOINT_URL": "https://u:pw1@minio:9000"}).redacted()
     assert shown["S3_ENDPOINT_URL"] == "https://u:***@minio:9000"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://10.0.0.5:6379/0?password=pw123",
+        "redis://10.0.0.5:6379/0?db=0&password=pw123&socket_timeout=5",
+        "redis://u:pw123@10.0.0.5:6379/0?password=pw123",
+        "unix:///run/redis.sock?db=0&Password=pw123",
+        "sentinel://10.0.0.5:26379/0?sentinel_password=pw123",
+    ],
+)
+def test_a_password_in_the_query_string_is_masked_too(url: str) -> None:
+    s = Settings(redis_url=url)
+    shown = s.redacted()["REDIS_URL"]
+    assert "pw123" not in shown and "pw123" not in repr(s)
+    assert "***" in shown
+
+
+def test_a_tokens_file_holds_one_token_a_line_or_comma_separated(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("first-token-0123456789\nsecond-token-0123456789\r\n\nthird-token-012345678,"
+                    " fourth-token-01234567\n")  # fmt: skip
+    s = Settings.from_env({"API_TOKENS_FILE": str(path)})
+    assert s.api_tokens == (
+        "first-token-0123456789",
+        "second-token-0123456789",
+        "third-token-012345678",
+        "fourth-token-01234567",
+    )
+
+
+def test_the_web_edge_settings_parse() -> None:
+    s = Settings.from_env(
+        {
+            "WEB_ALLOWED_HOSTS": "web, audio.example.com",
+            "WEB_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+            "API_RATE_LIMIT": "20",
+        }
+    )
+    assert s.web_allowed_hosts == ("web", "audio.example.com")
+    assert s.web_trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert s.api_rate_limit == 20
+    assert Settings().api_rate_limit == 10 and Settings().web_trusted_proxies == ()
+    for env, message in (
+        ({"WEB_TRUSTED_PROXIES": "10.0.0.0/33"}, "WEB_TRUSTED_PROXIES: '10.0.0.0/33' is not"),
+        ({"WEB_TRUSTED_PROXIES": "proxy.example.com"}, "WEB_TRUSTED_PROXIES"),
+        ({"API_RATE_LIMIT": "-1"}, "API_RATE_LIMIT must be 0 or more"),
+        ({"WEB_ALLOWED_HOSTS": "a b"}, "WEB_ALLOWED_HOSTS: 'a b' is not a host name"),
+    ):
+        with pytest.raises(SettingsError, match=re.escape(message)):
+            Settings.from_env(env)
+
+
+def test_a_redis_password_of_its_own_joins_the_url(tmp_path: Path) -> None:
+    path = tmp_path / "redis_password"
+    path.write_text("from-the-secret-0123\n")
+    s = Settings.from_env({"REDIS_URL": "redis://redis:6379/0", "REDIS_PASSWORD_FILE": str(path)})
+    assert s.redis_url == "redis://:from-the-secret-0123@redis:6379/0"
+    assert "from-the-secret" not in repr(s)
+    sentinel = Settings.from_env(
+        {"REDIS_URL": "sentinel://h1:26379;sentinel://h2/1", "REDIS_PASSWORD": "p@ss word"}
+    )
+    assert sentinel.redis_url == "sentinel://:p%40ss%20word@h1:26379;sentinel://h2/1"
+    with pytest.raises(SettingsError, match="REDIS_PASSWORD is set but REDIS_URL has a password"):
+        Settings.from_env({"REDIS_URL": "redis://:pw@redis:6379/0", "REDIS_PASSWORD": "x"})

@@ -104,10 +104,10 @@ def test_the_session_cookie_is_httponly_strict_and_holds_no_token(
 
 
 def log_in_over_https(client: FlaskClient) -> Any:
-    login = client.get("/login", base_url="https://dash.test")
+    login = client.get("/login", base_url="https://localhost")
     return client.post(
         "/login",
-        base_url="https://dash.test",
+        base_url="https://localhost",
         data={"csrf_token": form_csrf(login.get_data(as_text=True)), "token": TOKEN},
     )
 

@@ -4,6 +4,7 @@ development server. Production runs gunicorn instead (worker/web/gunicorn_conf.p
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -38,7 +39,8 @@ def serve(app: Flask, host: str, port: int, banner: str) -> None:
 def run(settings: Settings, host: str, port: int, *, webhook_alias: bool = False) -> None:
     """Build the app (raises SettingsError with the reason) and serve it."""
     configure_logging()
-    app = create_app(settings, require_webhook=webhook_alias)
+    # The address it binds (--host) is a name it answers to (WEB_ALLOWED_HOSTS, worker/web/edges.py)
+    app = create_app(replace(settings, web_host=host), require_webhook=webhook_alias)
     if webhook_alias:
         banner = "webhook receiver listening on {url}/akool/webhook (the web service, /v1 too)"
     else:

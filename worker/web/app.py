@@ -22,7 +22,7 @@ import redis
 from flask import Flask, Response, jsonify
 
 from config.settings import Settings, SettingsError, get_settings
-from worker.web import api, bearer, deps, jsonerrors, pages, session, webhook
+from worker.web import api, bearer, deps, edges, jsonerrors, pages, session, webhook
 
 log = logging.getLogger("akool_audio.web")
 access_log = logging.getLogger("akool_audio.access")
@@ -47,10 +47,11 @@ def create_app(settings: Settings | None = None, *, require_webhook: bool = Fals
     app.json.sort_keys = False  # type: ignore[attr-defined]
     jsonerrors.install(app)
     bearer.check_settings(s)
+    edges.install(app, s)  # first: a foreign Host is refused before anything else runs
     d = deps.build(s)
     app.extensions[deps.EXTENSION] = d
     sessions = session.install(app, d.redis, s)
-    bearer.install(app, s, session_ok=sessions.api_allowed)
+    bearer.install(app, s, session_ok=sessions.api_allowed, throttle=sessions.throttle)
     app.register_blueprint(webhook.blueprint(_receiver(d, require_webhook)))
     app.register_blueprint(api.bp)
     for name in OPTIONAL_BLUEPRINTS:

@@ -9,6 +9,9 @@ private network only; without tokens and without it the service refuses to start
 The dashboard's pages call the API from the browser with their session cookie instead of a
 token: ``install`` takes the session check of worker/web/session.py (a GET passes with the
 session alone, anything else also needs the session's CSRF header).
+
+Wrong tokens are counted per client address (worker/web/throttle.py, ``API_RATE_LIMIT``): past
+the limit the address gets 429, whatever token it sends.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from flask import Flask, request
 
 from config.settings import Settings, SettingsError
 from worker.web.jsonerrors import MESSAGES, ApiError
+from worker.web.throttle import Throttle
 
 log = logging.getLogger("akool_audio.web")
 
@@ -63,10 +67,16 @@ def token_ok(header: str | None, tokens: tuple[str, ...]) -> bool:
     return matched and scheme.lower() == "bearer"
 
 
-def install(app: Flask, settings: Settings, session_ok: Callable[[], bool] | None = None) -> None:
+def install(
+    app: Flask,
+    settings: Settings,
+    session_ok: Callable[[], bool] | None = None,
+    throttle: Throttle | None = None,
+) -> None:
     """Ask for a token on every protected path of ``app`` (unless ``API_AUTH=off``).
     ``session_ok`` admits a request without a token (the dashboard's session cookie); it may
-    raise ApiError itself (a session's POST without its CSRF header)."""
+    raise ApiError itself (a session's POST without its CSRF header). ``throttle`` counts the
+    wrong tokens of each client address."""
     check_settings(settings)
     if not settings.api_auth:
         log.warning("API_AUTH=off: the web service asks no token (a private network only)")
@@ -76,8 +86,14 @@ def install(app: Flask, settings: Settings, session_ok: Callable[[], bool] | Non
     def require_token() -> None:
         if not is_protected(request.path):
             return
-        if token_ok(request.headers.get("Authorization"), tokens):
+        header = request.headers.get("Authorization")
+        address = request.remote_addr or ""
+        if token_ok(header, tokens):
+            if throttle is not None:
+                throttle.admit(address)
             return
+        if header and throttle is not None:
+            throttle.failed(address)
         if session_ok is not None and session_ok():
             return
         raise ApiError(401, MESSAGES[401], headers=CHALLENGE)

@@ -12,6 +12,9 @@ restart of the service, and logging out deletes the record (a copied cookie dies
 Every state-changing request of a session carries its CSRF token (a form field, or the
 ``X-CSRF-Token`` header for the API), compared in constant time. Before login, and with
 ``API_AUTH=off``, the token is a random cookie of its own that the form repeats (double submit).
+
+A wrong token in the login form counts against the client's address as a wrong Bearer token
+does (worker/web/throttle.py): past ``API_RATE_LIMIT`` the form answers 429.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from config.settings import Settings
 from worker.web.bearer import matching_token, token_ok
 from worker.web.jsonerrors import ApiError
+from worker.web.throttle import Throttle
 
 EXTENSION = "akool_audio.sessions"
 COOKIE = "akool_audio_session"
@@ -76,15 +80,20 @@ class Sessions:
         self.auth = settings.api_auth
         self.tokens = settings.api_tokens
         self._prints = tuple(fingerprint(t) for t in self.tokens)
+        self.throttle = Throttle(r, settings)
 
     def key(self, sid: str) -> str:
         return self.settings.key("websession", _digest(sid))
 
     def login(self, given: str) -> tuple[str, str] | None:
-        """A new session for ``given`` when it is one of the tokens: (session id, CSRF token)."""
+        """A new session for ``given`` when it is one of the tokens: (session id, CSRF token).
+        Raises ApiError (429) while the client's address is throttled."""
+        address = request.remote_addr or ""
         token = matching_token(given, self.tokens)
         if token is None:
+            self.throttle.failed(address)
             return None
+        self.throttle.admit(address)
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         record: dict[str, str | float] = {
             "fp": fingerprint(token),
