@@ -1,5 +1,5 @@
 """The pipeline's steps called in-process, as table tests: a real Redis, the sandbox over HTTP,
-no Celery worker. Each test drives ``worker.pipeline.steps`` by hand and asserts on what the step
+no Celery worker. Each test drives ``worker.pipeline``'s steps by hand and asserts on what the step
 returns (``Later`` or None) and on the job record; no test sleeps through a countdown."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import requests
 from config.settings import Settings
 from sandbox import DEFAULT_API_KEY, VOICES, SandboxServer
 from tests.support.wait import until
+from worker import pipeline as steps
 from worker.akool import AudioStatus
 from worker.akool.errors import RateLimited
 from worker.jobs import ErrorCode, Job, JobState
-from worker.pipeline import steps
 from worker.pipeline.schedule import Later, error_delay, longest_countdown
 from worker.services import Services, build, redis_client
 

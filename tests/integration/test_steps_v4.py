@@ -27,13 +27,13 @@ from sandbox import (
 )
 from tests.support.procs import ROOT, worker_env
 from tests.support.wait import until
+from worker import pipeline as steps
 from worker.akool import AudioStatus
 from worker.akool.crypto import seal
 from worker.fleet import voicecache
 from worker.fleet.clonecache import sample_key
 from worker.jobs import JobState
 from worker.jobs.request import InvalidRequest
-from worker.pipeline import steps
 from worker.pipeline.schedule import Later
 from worker.services import Services, build
 from worker.web.webhook import Receiver

@@ -28,8 +28,8 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.procs import CeleryWorker, worker_env
 from tests.support.stack import caller_app
 from tests.support.wait import until
+from worker import pipeline as steps
 from worker.jobs import ErrorCode, Job, JobState
-from worker.pipeline import steps
 from worker.pipeline.schedule import Later
 from worker.services import Services, build
 

@@ -28,6 +28,9 @@ MODULES = [
     "worker.web.api",
     "worker.web.pages",
     "worker.cli.main",
+    "worker.cli.args",
+    "worker.cli.jobs_cmd",
+    "worker.cli.voices_cmd",
     "worker.cli.jobctl",
 ]
 

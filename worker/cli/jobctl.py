@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from tasks.control import cancel_job, retry_job
-from worker.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _store
+from worker.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, job_store
 from worker.jobs import JobNotFound, WrongState
 from worker.services import services
 
@@ -16,7 +16,7 @@ from worker.services import services
 def _operate(job_id: str, operation: Callable[[str], str]) -> int:
     """Run ``operation`` on the job and print what it says; a job that does not exist is
     exit 1, one in the wrong state exit 2."""
-    _store()  # Unavailable, with how to start Redis, before anything else
+    job_store()  # Unavailable, with how to start Redis, before anything else
     try:
         said = operation(job_id)
     except JobNotFound:

@@ -2,21 +2,15 @@
 rate-limit waits, webhook callbacks by outcome, credits, and each finished job's state, error
 code, duration and polls.
 
-A step must not pay a Redis round trip for a counter. Each process adds to counters in memory
-(thread-safe); a daemon thread, started on the first count in each process (a forked child
-starts its own), writes them every ``FLUSH_INTERVAL`` seconds and at exit in one pipelined
-batch: ``HINCRBY`` into the minute's bucket ``{KEY_PREFIX}:metrics:{minute}`` (kept
-``BUCKET_TTL`` seconds) and into the all-time ``{KEY_PREFIX}:metrics:total``. The web service
-reads both (worker/web/stats.py, worker/web/metrics.py), so every host answers the same numbers.
-
-Fields: ``akool:{endpoint}:{code}``, ``ratelimit:waits``, ``ratelimit:wait_seconds``,
-``webhook:{outcome}``, ``credits``, ``jobs_done:{state}``, ``jobs_failed:{code}``, and the
-histograms ``job_duration:{bound}`` and ``job_polls:{bound}`` (a job counted in the first
-bucket it fits, not cumulatively) with ``:_sum`` and ``:_count``.
+A step must not pay a Redis round trip for a counter: each process counts in memory
+(worker/fleet/countbatch.py), and a flusher thread, started on the first count in each process
+(a forked child starts its own), writes the counts every ``FLUSH_INTERVAL`` seconds and at exit
+into the minute's bucket ``{KEY_PREFIX}:metrics:{minute}`` and the all-time
+``{KEY_PREFIX}:metrics:total`` (the names: worker/fleet/metricnames.py). The web service reads
+both (worker/web/stats.py, worker/web/metrics.py), so every host answers the same numbers.
 
 The target is this process's settings (``REDIS_URL``, ``KEY_PREFIX``) unless ``configure``
-points it elsewhere. Counts that cannot be written (Redis away) are kept for the next batch,
-so a batch whose answer was lost may count twice; a batch Redis refuses is dropped and logged.
+points it elsewhere.
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import math
 import os
 import threading
 import time
@@ -36,219 +29,59 @@ import redis
 from config import redisconn
 from config.settings import SettingsError, get_settings
 from worker.akool import http as akool_http
-from worker.akool.speech import APIS
+from worker.fleet.countbatch import Counters
+from worker.fleet.metricnames import (
+    BUCKET_TTL,
+    CREDITS,
+    DURATION,
+    DURATION_BUCKETS,
+    POLL_BUCKETS,
+    POLLS,
+    RATELIMIT_WAIT_SECONDS,
+    RATELIMIT_WAITS,
+    SENT_AT,
+    SUCCESS_CODE,
+    akool_field,
+    bound_name,
+    bucket_key,
+    endpoint_of,
+    total_key,
+    webhook_outcome,
+)
 from worker.jobs import Job, JobState
 
+# The names of the metrics and the batching counters live in metricnames and countbatch; the
+# callers (tasks, steps, the web service, tests) read them all here.
+__all__ = [
+    "BUCKET_TTL",
+    "CREDITS",
+    "DURATION",
+    "DURATION_BUCKETS",
+    "POLLS",
+    "POLL_BUCKETS",
+    "RATELIMIT_WAITS",
+    "RATELIMIT_WAIT_SECONDS",
+    "SENT_AT",
+    "SUCCESS_CODE",
+    "Counters",
+    "akool_exchange",
+    "bound_name",
+    "bucket_key",
+    "configure",
+    "counts_webhook",
+    "credits",
+    "endpoint_of",
+    "flush",
+    "flush_at_exit",
+    "job_finished",
+    "ratelimit_wait",
+    "stamp_sent_at",
+    "total_key",
+    "webhook",
+    "webhook_outcome",
+]
+
 log = logging.getLogger(__name__)
-
-FLUSH_INTERVAL = 5.0
-BUCKET_TTL = 2 * 3600
-SENT_AT = "sent_at"  # the header our publishers stamp (stamp_sent_at); stats read the age from it
-
-#: Akool's paths by their short names in the metrics, as each API's adapter names them.
-ENDPOINTS = {path: name for api in APIS.values() for path, name in api.endpoints.items()}
-#: Paths that end in an id: by prefix.
-ENDPOINT_PREFIXES = {
-    path: name for api in APIS.values() for path, name in api.endpoint_prefixes.items()
-}
-SUCCESS_CODE = str(akool_http.SUCCESS)
-RATELIMIT_WAITS = "ratelimit:waits"
-RATELIMIT_WAIT_SECONDS = "ratelimit:wait_seconds"
-CREDITS = "credits"
-DURATION = "job_duration"
-POLLS = "job_polls"
-# Upper bounds of the histogram buckets; +Inf is the count.
-DURATION_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
-POLL_BUCKETS = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0)
-
-
-def bucket_key(prefix: str, minute: int) -> str:
-    """The hash of one minute's counts (``minute`` = epoch seconds // 60)."""
-    return f"{prefix}:metrics:{minute}"
-
-
-def total_key(prefix: str) -> str:
-    """The hash of all-time counts."""
-    return f"{prefix}:metrics:total"
-
-
-def bound_name(bound: float) -> str:
-    """A bucket bound as a field name and Prometheus' ``le`` show it: "5", "0.5", "+Inf"."""
-    if math.isinf(bound):
-        return "+Inf"
-    return str(int(bound)) if bound == int(bound) else repr(bound)
-
-
-def akool_field(endpoint: str, code: str) -> str:
-    return f"akool:{endpoint}:{code}"
-
-
-def endpoint_of(path: str) -> str:
-    """The short name of an Akool path (create, clone, detail, voices, token; v4_tts,
-    v4_detail, v4_clone, v4_voices, v4_voice_detail), else "other"."""
-    if path in ENDPOINTS:
-        return ENDPOINTS[path]
-    return next((n for p, n in ENDPOINT_PREFIXES.items() if path.startswith(p)), "other")
-
-
-def webhook_outcome(status: int, message: str) -> str:
-    """The outcome of a webhook answer (worker/web/webhook.py, ``Receiver.handle``): ok,
-    duplicate, not_final, already_final, stale (an earlier attempt's), expired, bad_request,
-    bad_signature, unknown_id."""
-    if status == 200:
-        if message in ("ok", "duplicate"):
-            return message
-        if message.endswith(" noted"):
-            return "not_final"
-        if message.startswith("job already"):
-            return "already_final"
-        if message.startswith("stale callback"):
-            return "stale"
-        return "expired" if message == "job record expired" else "other"
-    named = {400: "bad_request", 401: "bad_signature", 404: "unknown_id", 413: "too_large"}
-    return named.get(status, f"http_{status}")
-
-
-class Counters:
-    """Counts kept in memory and written to Redis in batches.
-
-    ``connect`` gives ``(client, key_prefix)`` when the first batch is written (None: counting
-    is off in this process). ``start`` runs the flusher thread; ``flush`` writes now.
-    """
-
-    def __init__(
-        self,
-        connect: Callable[[], tuple[redis.Redis, str] | None],
-        *,
-        interval: float = FLUSH_INTERVAL,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._connect = connect
-        self._target: tuple[redis.Redis, str] | None = None
-        self._connected = False
-        self.interval = interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._ints: dict[tuple[int, str], int] = {}
-        self._floats: dict[tuple[int, str], float] = {}
-        self._failing = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.pid = os.getpid()
-
-    def add(self, field: str, amount: int = 1) -> None:
-        key = (int(self._clock() // 60), field)
-        with self._lock:
-            self._ints[key] = self._ints.get(key, 0) + amount
-
-    def add_float(self, field: str, amount: float) -> None:
-        key = (int(self._clock() // 60), field)
-        with self._lock:
-            self._floats[key] = self._floats.get(key, 0.0) + amount
-
-    def observe(self, name: str, bounds: tuple[float, ...], value: float) -> None:
-        """One observation of the histogram ``name``."""
-        bound = next((b for b in bounds if value <= b), math.inf)
-        key_minute = int(self._clock() // 60)
-        with self._lock:
-            for field in (f"{name}:{bound_name(bound)}", f"{name}:_count"):
-                key = (key_minute, field)
-                self._ints[key] = self._ints.get(key, 0) + 1
-            key = (key_minute, f"{name}:_sum")
-            self._floats[key] = self._floats.get(key, 0.0) + value
-
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._ints) + len(self._floats)
-
-    def flush(self, *, quiet: bool = False) -> bool:
-        """Write what was counted in one pipelined batch; False when it could not be written
-        (the counts are kept for the next batch). ``quiet``: say so at debug level only."""
-        with self._lock:
-            ints, self._ints = self._ints, {}
-            floats, self._floats = self._floats, {}
-        if not ints and not floats:
-            return True
-        target = self._target_now()
-        if target is None:
-            return True  # counting is off in this process
-        r, prefix = target
-        try:
-            self._write(r, prefix, ints, floats)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            self._keep(ints, floats)
-            if not self._failing:
-                level = logging.DEBUG if quiet else logging.WARNING
-                log.log(level, "could not write fleet counters (%s); kept for later", exc)
-            self._failing = True
-            return False
-        except redis.RedisError as exc:
-            # Refused by Redis (a key of another type, out of memory): the rest of the batch
-            # was applied, so keeping it would count it twice.
-            log.error("Redis refused fleet counters (%s); this batch is dropped", exc)
-            return False
-        self._failing = False
-        return True
-
-    def connect_with(self, connect: Callable[[], tuple[redis.Redis, str] | None]) -> None:
-        """Write the next batches where ``connect`` says."""
-        self._connect, self._connected = connect, False
-
-    def _target_now(self) -> tuple[redis.Redis, str] | None:
-        if not self._connected:
-            self._target = self._connect()
-            self._connected = True
-        return self._target
-
-    @staticmethod
-    def _write(
-        r: redis.Redis,
-        prefix: str,
-        ints: dict[tuple[int, str], int],
-        floats: dict[tuple[int, str], float],
-    ) -> None:
-        total = total_key(prefix)
-        minutes: set[int] = set()
-        with r.pipeline(transaction=True) as pipe:
-            for (minute, field), n in ints.items():
-                pipe.hincrby(bucket_key(prefix, minute), field, n)
-                pipe.hincrby(total, field, n)
-                minutes.add(minute)
-            for (minute, field), x in floats.items():
-                pipe.hincrbyfloat(bucket_key(prefix, minute), field, x)
-                pipe.hincrbyfloat(total, field, x)
-                minutes.add(minute)
-            for minute in minutes:
-                pipe.expire(bucket_key(prefix, minute), BUCKET_TTL)
-            pipe.execute()
-
-    def _keep(self, ints: dict[tuple[int, str], int], floats: dict[tuple[int, str], float]) -> None:
-        with self._lock:
-            for key, n in ints.items():
-                self._ints[key] = self._ints.get(key, 0) + n
-            for key, x in floats.items():
-                self._floats[key] = self._floats.get(key, 0.0) + x
-
-    def start(self) -> None:
-        """Start the flusher thread (once)."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="fleet-counters", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the flusher thread and write what is left."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.interval + 10)
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.flush()
-            except Exception:  # a counter must never end the thread that writes them
-                log.exception("fleet counters: flush failed")
 
 
 def _from_settings() -> tuple[redis.Redis, str] | None:

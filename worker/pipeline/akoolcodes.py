@@ -1,6 +1,6 @@
 """The public error code of a failed Akool call: Akool's own code for an API error
-(``"1003"``), else ours for the kind of failure (``ReadTimeout``, ``BadResponse``, ...), and
-which failures leave a POST's outcome unknown."""
+(``"1003"``), else ours for the kind of failure (``ReadTimeout``, ``BadResponse``, ...), which
+failures leave a POST's outcome unknown, and the reason given when Akool fails the audio."""
 
 from __future__ import annotations
 
@@ -38,3 +38,8 @@ AMBIGUOUS = (
     akool_errors.BadResponse,
     akool_errors.HTTPStatusError,
 )
+
+
+def failed_status(akool_id: str) -> str:
+    """The reason a job fails with when Akool reports status 4 for its audio."""
+    return f"Akool reported status 4 (failed) for audio {akool_id}"

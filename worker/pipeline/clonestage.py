@@ -3,10 +3,11 @@
 Akool's v4 clone makes a *voice*, not audio. So a v4 clone job first clones the voice from
 ``source_voice_file`` (once per sample: :mod:`worker.fleet.clonecache`), polls it until it is
 ready, and only then speaks its text with it, as a v4 ``audio.create`` would (tts, poll,
-download). All of this is one job: the stage runs inside :func:`~worker.pipeline.steps.submit`
-while the job is ``accepted``, its progress on the record (``stage`` ``cloning``, then
-``speaking``; ``voice_doc_id``, ``cloned_voice_id``) and on the timeline. Every call returns a
-voice id to speak with, or a :class:`Later` to come back, or ``None`` when the job has ended.
+download). All of this is one job: the stage runs inside
+:func:`~worker.pipeline.submitting.submit` while the job is ``accepted``, its progress on the
+record (``stage`` ``cloning``, then ``speaking``; ``voice_doc_id``, ``cloned_voice_id``) and on
+the timeline. Every call returns a voice id to speak with, or a :class:`Later` to come back, or
+``None`` when the job has ended.
 
 Guarantees, as for a submit: a sample's clone is POSTed only by the holder of its lease, which
 records the voice before letting go; a redelivered message (or another job for the same sample)

@@ -11,8 +11,8 @@ from worker.backoff import backoff
 from worker.egress import notify
 from worker.jobs import EventKind, NotifyState
 from worker.jobs.request import from_record
+from worker.pipeline.finishing import URL_DONE, result_summary
 from worker.pipeline.schedule import Later
-from worker.pipeline.steps import URL_DONE, result_summary
 from worker.services import Services
 
 SendTask = Callable[[str, list[Any], str], None]

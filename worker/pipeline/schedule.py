@@ -1,5 +1,7 @@
 """When a step runs again: the shared rate limit, the poll schedule (learned durations or plain
-backoff) and the wait after an error (backoff, or longer when Akool says ``Retry-After``)."""
+backoff), the wait after an error (backoff, or longer when Akool says ``Retry-After``) and after
+a step ran out of time; and the two signals a step gives its task instead of going on
+(:class:`Later`, :class:`Stale`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from worker.akool.errors import AkoolError
 from worker.akool.validation import count_words
 from worker.backoff import backoff
 from worker.fleet import counters, estimator
-from worker.jobs import Job
+from worker.jobs import ErrorCode, Job, JobState
 from worker.services import Services
 
 
@@ -24,6 +26,16 @@ class Later:
     #: Set when the wait may be parked (a poll waiting for Akool, tasks/chains.park): the job
     #: as the step read it.
     parkable: Job | None = None
+
+
+class Stale(RuntimeError):
+    """A step found its job in a state it cannot act on: the message belongs to an earlier
+    attempt of a retried job (or a chain that a cancel overtook). The task drops the rest of
+    its chain; the job's current attempt has its own."""
+
+
+# The longest wait between two tries of a refused result: the store is back within a minute.
+STORAGE_RETRY_CAP = 60.0
 
 
 def longest_countdown(svc: Services) -> float:
@@ -106,3 +118,27 @@ def learn(svc: Services, job: Job, detected_at: float) -> None:
     previous = job.updated_at if job.polls > 0 else None
     seconds = estimator.observed_duration(job.submitted_at, previous, detected_at)
     svc.estimator.observe(_words(job), seconds)
+
+
+def timed_out(svc: Services, job_id: str, retries: int) -> float | None:
+    """A step ran past Celery's soft time limit (Redis or Akool stalled, a slow disk). Every step
+    is idempotent against the job record, so it runs again after a backoff, counted against the
+    job's transient error budget; beyond the budget the job fails with ``time_limit``. An entry
+    task that timed out before its record existed counts its own retries instead. Returns the
+    countdown, or None to give up."""
+    s = svc.settings
+    job = svc.jobs.find(job_id)
+    if job is None:
+        return error_delay(svc, retries + 1) if retries < s.transient_error_budget else None
+    if job.state is JobState.STORING:
+        # A slow store: it has its own window (STORAGE_RETRY_WINDOW), checked by the step.
+        return backoff(job.storage_attempts, base=1.0, cap=STORAGE_RETRY_CAP)
+    errors = svc.jobs.count_transient_error(job_id)
+    if errors <= s.transient_error_budget:
+        return error_delay(svc, errors)
+    svc.jobs.fail(
+        job_id,
+        ErrorCode.TIME_LIMIT,
+        f"a step ran past TASK_TIME_LIMIT ({s.task_time_limit} s) {errors} times",
+    )
+    return None
