@@ -44,8 +44,8 @@ __all__ = [
 ]
 
 # A job id names files and object keys: no path separators, no leading dot, no "..".
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 #: Kwargs that make a worker send a named task to any queue of our broker: for callers that
 #: already enqueue through Celery (or an operator's command line), never for an HTTP request.
 CELERY_ONLY = ("notify_queue", "notify_task")
