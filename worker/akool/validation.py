@@ -15,7 +15,8 @@ Choices where Akool's docs are vague:
   would charge for.
 - URLs: http(s) only, with a host, no ``user:password@``. A *literal* private, loopback,
   link-local or reserved address (in any form ``inet_aton`` accepts) or ``localhost`` is refused
-  unless its host is in ``allow_hosts``. Host names are not resolved: DNS is not checked here.
+  unless ``allow_hosts`` (``ALLOW_PRIVATE_HOSTS``) lists its host, bare (every port) or as
+  ``host:port`` (that port only). Host names are not resolved: DNS is not checked here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from worker.akool.errors import ValidationError
-from worker.netaddr import is_public, literal_ip, normal_host
+from worker.netaddr import allows_host, is_public, literal_ip, normal_host
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -167,7 +168,8 @@ def validate_http_url(field: str, url: Any, *, allow_hosts: Collection[str] = ()
     if not host or not normal_host(host):
         raise ValidationError(field, f"must have a host, got {_show(url_s)}")
     host = normal_host(host)
-    if host in {normal_host(h) for h in allow_hosts}:
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    if allows_host(host, port, allow_hosts):
         return url_s
     if host == "localhost" or host.endswith(".localhost"):
         raise ValidationError(field, f"must not point at localhost, got {_show(url_s)}")
