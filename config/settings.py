@@ -215,6 +215,13 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if not self.akool_base_url.startswith(("http://", "https://")):
             raise SettingsError("AKOOL_BASE_URL must be an http(s) URL")
+        for entry in self.allow_private_hosts:
+            try:
+                allow_entry(entry)
+            except ValueError as exc:
+                raise SettingsError(
+                    f"ALLOW_PRIVATE_HOSTS: each entry is host or host:port ([v6]:port), {exc}"
+                ) from None
         # Every countdown must stay far below the visibility timeout: kombu redelivers an unacked
         # message (a countdown is one) after it, its restore sweep adds about 100 s, and a task
         # may run for its time limit (Celery docs, "Redis: Caveats").
@@ -362,6 +369,29 @@ class Settings:
                 "AUDIO_STORE must be a path, file:///abs/path or s3://BUCKET/PREFIX"
             )
         return StoreTarget("local", path=Path(raw))
+
+
+def allow_entry(entry: str) -> tuple[str, int | None]:
+    """An ``ALLOW_PRIVATE_HOSTS`` entry as ``(host, port)``: ``host`` or ``[v6]`` allows every
+    port of the host (port None), ``host:port`` or ``[v6]:port`` that port only. A bare IPv6
+    address (``::1``) is a host. Raises ValueError for anything else."""
+    text = entry.strip()
+    if text.startswith("["):
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(f"{entry!r} is not [address] or [address]:port")
+        port = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, None
+    if not host:
+        raise ValueError(f"{entry!r} has no host")
+    if port is None:
+        return host, None
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
+        raise ValueError(f"{entry!r}: the port must be 1-65535")
+    return host, int(port)
 
 
 def _secret_file(env: Mapping[str, str], name: str) -> str | None:

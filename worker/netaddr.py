@@ -6,6 +6,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Collection
+
+from config.settings import allow_entry
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -85,3 +88,32 @@ def is_loopback_host(host: str) -> bool:
         return True
     ip = literal_ip(host)
     return ip is not None and ip.is_loopback
+
+
+def _entries(allow_hosts: Collection[str]) -> list[tuple[str, int | None]]:
+    out = []
+    for entry in allow_hosts:
+        try:
+            host, port = allow_entry(entry)
+        except ValueError:
+            continue  # Settings refuses it at start; a caller's own list: it allows nothing
+        out.append((normal_host(host), port))
+    return out
+
+
+def allows_host(host: str, port: int, allow_hosts: Collection[str]) -> bool:
+    """True when ``ALLOW_PRIVATE_HOSTS`` (``allow_hosts``) names ``host`` for ``port``: an entry
+    ``host`` (every port) or ``host:port`` (that port only)."""
+    wanted = normal_host(host)
+    return any(h == wanted and p in (None, port) for h, p in _entries(allow_hosts))
+
+
+def allowed_addresses(port: int, allow_hosts: Collection[str]) -> set[IPAddress]:
+    """The addresses entries allow on ``port``; only an address written in its usual form
+    counts (``127.1`` allows nothing)."""
+    out: set[IPAddress] = set()
+    for host, p in _entries(allow_hosts):
+        ip = literal_ip(host)
+        if ip is not None and normal_host(str(ip)) == host and p in (None, port):
+            out.add(ip)
+    return out

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -93,6 +94,29 @@ def private_target() -> Iterator[tuple[str, list[str]]]:
         yield url, hits
 
 
+def netloc(url: str) -> str:
+    """The ``host:port`` entry of ``ALLOW_PRIVATE_HOSTS`` that allows ``url``'s server only."""
+    return urlsplit(url).netloc
+
+
+def test_another_port_of_an_allowlisted_host_is_not_reached(tmp_path: Path) -> None:
+    """``127.0.0.1:<front>`` opens that port only: neither a redirect nor a notification
+    reaches another server of 127.0.0.1 (Redis's port, in the demo)."""
+    other_hits: list[str] = []
+    with (
+        serve("127.0.0.1", audio(1000), other_hits) as other,
+        serve("127.0.0.1", redirect_to(f"{other}/a.wav"), []) as front,
+    ):
+        with requests.Session() as s, pytest.raises(DownloadRefused, match=netloc(other)):
+            download(s, f"{front}/a.wav", tmp_path, "job", max_bytes=10**6, timeout=5,
+                     allow_hosts=(netloc(front),))  # fmt: skip
+        with requests.Session() as s, pytest.raises(notify.NotifyError, match="refused"):
+            notify.post(s, f"{other}/hook", {"job_id": "j"}, "k", timeout=5,
+                        allow_hosts=(netloc(front),))  # fmt: skip
+    assert other_hits == []
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_redirect_to_a_loopback_address_not_allowlisted_is_not_followed(
     private_target: tuple[str, list[str]], tmp_path: Path
 ) -> None:
@@ -107,7 +131,7 @@ def test_a_redirect_to_a_loopback_address_not_allowlisted_is_not_followed(
                 "job-1",
                 max_bytes=10**6,
                 timeout=5,
-                allow_hosts=("127.0.0.1",),
+                allow_hosts=(netloc(front),),
             )
         # Control: the same redirect is followed when its host is allowlisted.
         with requests.Session() as s:
@@ -118,7 +142,7 @@ def test_a_redirect_to_a_loopback_address_not_allowlisted_is_not_followed(
                 "job-2",
                 max_bytes=10**6,
                 timeout=5,
-                allow_hosts=("127.0.0.1", "127.0.0.2"),
+                allow_hosts=(netloc(front), netloc(target)),
             )
         assert got.bytes == 1000 and got.path.name == "job-2.wav"
         assert len(target_hits) == 1  # only the allowlisted run reached it
@@ -150,7 +174,7 @@ def test_redirects_to_other_schemes_or_private_addresses_are_refused(
             "job",
             max_bytes=10**6,
             timeout=5,
-            allow_hosts=("127.0.0.1",),
+            allow_hosts=(netloc(front),),
         )
     assert list(tmp_path.iterdir()) == []
 
@@ -169,7 +193,7 @@ def test_a_redirect_loop_is_cut_short(tmp_path: Path) -> None:
             "job",
             max_bytes=10**6,
             timeout=5,
-            allow_hosts=("127.0.0.1",),
+            allow_hosts=(netloc(front),),
         )
     assert len(hits) == 6
 
@@ -190,7 +214,7 @@ def test_the_size_cap_holds_even_when_the_server_does_not_declare_the_size(
             "job",
             max_bytes=1024 * 1024,
             timeout=5,
-            allow_hosts=("127.0.0.1",),
+            allow_hosts=(netloc(front),),
         )
     assert list(tmp_path.iterdir()) == []  # no file, no partial file
 
@@ -200,12 +224,12 @@ def test_notifications_never_follow_redirects(private_target: tuple[str, list[st
     with serve("127.0.0.1", redirect_to(f"{target}/hook"), []) as front:
         with requests.Session() as s, pytest.raises(notify.NotifyError, match="302") as err:
             notify.post(
-                s, f"{front}/hook", {"job_id": "j"}, "k", timeout=5, allow_hosts=("127.0.0.1",)
+                s, f"{front}/hook", {"job_id": "j"}, "k", timeout=5, allow_hosts=(netloc(front),)
             )
         assert not err.value.retryable
         with requests.Session() as s, pytest.raises(notify.NotifyError, match="refused"):
             notify.post(
-                s, f"{target}/hook", {"job_id": "j"}, "k", timeout=5, allow_hosts=("127.0.0.1",)
+                s, f"{target}/hook", {"job_id": "j"}, "k", timeout=5, allow_hosts=(netloc(front),)
             )
     assert target_hits == []
 
@@ -383,7 +407,7 @@ def test_download_failures_outside_http_are_retryable_not_hangs(tmp_path: Path) 
                 "job-1",
                 max_bytes=10**6,
                 timeout=5,
-                allow_hosts=("127.0.0.1",),
+                allow_hosts=(netloc(base),),
             )
         with pytest.raises(DownloadTransient, match="too slow"):
             download(
@@ -393,7 +417,7 @@ def test_download_failures_outside_http_are_retryable_not_hangs(tmp_path: Path) 
                 "job-2",
                 max_bytes=10**6,
                 timeout=5,
-                allow_hosts=("127.0.0.1",),
+                allow_hosts=(netloc(base),),
                 total_timeout=0.0,
             )
         assert not list(tmp_path.glob("*.part"))  # no half file is left behind
@@ -409,5 +433,5 @@ def test_download_failures_outside_http_are_retryable_not_hangs(tmp_path: Path) 
                 "job-3",
                 max_bytes=10**6,
                 timeout=5,
-                allow_hosts=("127.0.0.1",),
+                allow_hosts=(netloc(front),),
             )

@@ -18,6 +18,7 @@ import requests
 
 from config.settings import Settings
 from sandbox import DEFAULT_API_KEY, VOICES, SandboxServer
+from tests.support.procs import loopback_allow
 from tests.support.wait import until
 from worker import pipeline as steps
 from worker.akool import AudioStatus
@@ -59,7 +60,7 @@ def make(redis_url: str, sb: SandboxServer, tmp_path: Path) -> Iterator[Make]:
             "AKOOL_API_KEY": DEFAULT_API_KEY,
             "AKOOL_READ_TIMEOUT": str(READ_TIMEOUT),
             "AUDIO_DIR": str(tmp_path),
-            "ALLOW_PRIVATE_HOSTS": "127.0.0.1,localhost",
+            "ALLOW_PRIVATE_HOSTS": loopback_allow(sb.url, "127.0.0.1:9"),  # :9, nobody listens
             # The shared rate limit is tested elsewhere; here it must never defer a step.
             "AKOOL_RATE_LIMIT": "1000",
             "AKOOL_RATE_BURST": "1000",

@@ -25,7 +25,7 @@ from sandbox import (
     VOICES,
     SandboxServer,
 )
-from tests.support.procs import ROOT, worker_env
+from tests.support.procs import ROOT, loopback_allow, worker_env
 from tests.support.wait import until
 from worker import pipeline as steps
 from worker.akool import AudioStatus
@@ -68,7 +68,7 @@ def make(redis_url: str, sb: SandboxServer, tmp_path: Path) -> Iterator[Make]:
             "AKOOL_API_KEY": DEFAULT_API_KEY,
             "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
             "AUDIO_DIR": str(tmp_path),
-            "ALLOW_PRIVATE_HOSTS": "127.0.0.1,localhost",
+            "ALLOW_PRIVATE_HOSTS": loopback_allow(sb.url),
             "AKOOL_RATE_LIMIT": "1000",
             "AKOOL_RATE_BURST": "1000",
         }

@@ -25,7 +25,7 @@ import requests
 from config.settings import Settings
 from sandbox import VOICES, SandboxServer
 from tests.support.faultproxy import FaultProxy
-from tests.support.procs import CeleryWorker, worker_env
+from tests.support.procs import CeleryWorker, loopback_allow, worker_env
 from tests.support.stack import caller_app
 from tests.support.wait import until
 from worker import pipeline as steps
@@ -149,7 +149,7 @@ def store_settings(redis_url: str, sb: SandboxServer, moto_url: str, **extra: st
             "REDIS_URL": redis_url,
             "AKOOL_BASE_URL": sb.url,
             "AKOOL_API_KEY": "sandbox-api-key-0123456789abcdef",
-            "ALLOW_PRIVATE_HOSTS": "127.0.0.1,localhost",
+            "ALLOW_PRIVATE_HOSTS": loopback_allow(sb.url),
             "AUDIO_STORE": f"s3://{BUCKET}/{PREFIX}",
             "S3_ENDPOINT_URL": moto_url,
             "S3_ADDRESSING_STYLE": "path",

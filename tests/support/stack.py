@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,11 +32,26 @@ class Received:
     headers: dict[str, str]
 
 
+# NotifyReceiver serves on one of these loopback ports, the only ones besides the sandbox's that
+# the test workers' ALLOW_PRIVATE_HOSTS opens (tests/support/procs.py). Below Linux's ephemeral
+# range (32768+), so no outgoing connection holds one; spread by pid for xdist's processes.
+NOTIFY_PORTS = tuple(20000 + (os.getpid() % 1000) * 8 + i for i in range(8))
+
+
+def _bind_notify_port(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    for port in NOTIFY_PORTS:
+        try:
+            return ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError:  # in use: another receiver of this test, or another program
+            continue
+    raise RuntimeError(f"no free notify port among {NOTIFY_PORTS}")
+
+
 @dataclass
 class NotifyReceiver:
     """An HTTP endpoint that records what it is sent; the first ``fail_first`` POSTs get
     ``fail_status`` instead. A context manager: ``with NotifyReceiver() as receiver:`` serves
-    on a free loopback port at ``receiver.url`` and shuts the server down on exit."""
+    on a free port of ``NOTIFY_PORTS`` at ``receiver.url`` and shuts the server down on exit."""
 
     fail_first: int = 0
     fail_status: int = 503
@@ -65,7 +81,7 @@ class NotifyReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _bind_notify_port(Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
         return self

@@ -184,3 +184,15 @@ def test_batch_files_carry_the_api_and_json_options(tmp_path: Path) -> None:
     bad.write_text('api,input_text,voice_id,voice_options\nv4,Hi,x,"{nope"\n')
     with pytest.raises(batch.BatchFileError, match=r"bad\.csv:2: voice_options is not JSON"):
         batch.load(bad)
+
+
+@pytest.mark.parametrize("base", [V3, V4], ids=["v3", "v4"])
+@pytest.mark.parametrize("text", ["\u200b", "\u200b \u200c\u200d\ufeff", "\u2060\n\u00ad"])
+def test_text_with_no_visible_character_is_refused_by_both_apis(
+    base: dict[str, Any], text: str
+) -> None:
+    """Akool would be paid for speaking nothing: refused before anything is recorded or sent."""
+    with pytest.raises(InvalidRequest) as got:
+        parse_request("create", {**base, "input_text": text}, Settings.from_env({}))
+    assert got.value.field == "input_text"
+    assert "no visible character" in str(got.value)

@@ -372,6 +372,29 @@ def test_bad_bodies_are_refused_with_a_message_and_nothing_stored(
     assert schedules.list_all(app) == []
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"notify_task": "my.task"}, "request.notify_task"),
+        ({"notify_queue": "celery"}, "request.notify_queue"),
+        ({"notify_task": "my.task", "notify_queue": "other"}, "request.notify_queue"),
+    ],
+)
+def test_celery_only_options_are_refused_over_http_as_post_v1_jobs_refuses_them(
+    client: FlaskClient, app: Celery, options: dict[str, str], field: str
+) -> None:
+    """A schedule's request would make a worker send any task name to any queue of the broker
+    each time beat fires it: the same refusal as ``POST /v1/jobs``."""
+    got = client.post("/v1/schedules", json=spec(request={**GOOD["request"], **options}))
+    assert got.status_code == 400
+    assert got.json is not None and got.json["error"]["field"] == field
+    assert "over HTTP use notify_url" in got.json["error"]["message"]
+    assert schedules.list_all(app) == []
+    # The command line (an operator who holds the broker's address anyway) may still set them.
+    made = schedules.add(app, SETTINGS, spec(request={**GOOD["request"], **options}), trusted=True)
+    assert made.request is not None and options.items() <= made.request.items()
+
+
 def test_a_body_that_is_not_sent_as_json_is_refused(client: FlaskClient, app: Celery) -> None:
     got = client.post("/v1/schedules", data=json.dumps(spec()), content_type="text/plain")
     assert got.status_code == 415

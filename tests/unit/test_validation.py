@@ -28,10 +28,12 @@ junk = (
     | st.lists(st.text(), max_size=3)
     | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)
 )
-# Text a speaker would send: printable characters plus ordinary whitespace, not blank.
-speakable = st.text(
-    st.characters(blacklist_categories=("Cc", "Cs")) | st.sampled_from("\n\r\t "), max_size=300
-).filter(lambda s: s.strip() != "")
+# Text a speaker would send: printable characters plus ordinary whitespace, with at least one
+# visible character (text of only zero-width characters is refused).
+_around = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs")) | st.sampled_from("\n\r\t "), max_size=150
+)
+speakable = st.tuples(_around, st.sampled_from("aZ9.!é漢ß"), _around).map("".join)
 public_hosts = st.sampled_from(
     [
         "example.com",
@@ -116,6 +118,10 @@ BAD: list[tuple[Callable[[Any], str], Any, str, str]] = [
     (validate_text, b"bytes", "input_text", "must be a string"),
     (validate_text, "", "input_text", "empty or blank"),
     (validate_text, " \n\t\r ", "input_text", "empty or blank"),
+    (validate_text, "\u200b\u200b\u200b", "input_text", "no visible character"),
+    (validate_text, " \u200b\ufeff\u2060\u200d\u00ad ", "input_text", "no visible character"),
+    (validate_text, "\u3164\u115f\u2800", "input_text", "no visible character"),
+    (validate_text, "\u0301\u0308", "input_text", "no visible character"),
     (validate_text, "nul\x00byte", "input_text", "U+0000"),
     (validate_text, "bell\x07", "input_text", "U+0007"),
     (validate_text, "escape\x1b[31m", "input_text", "U+001B"),

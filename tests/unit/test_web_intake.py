@@ -54,6 +54,7 @@ def job_keys(d: deps.Deps) -> list[str]:
         ({**OK, "rate": "101%"}, "rate"),
         ({**OK, "job_id": "a b"}, "job_id"),
         ({**OK, "job_id": "a\r\nSet-Cookie: x=1"}, "job_id"),
+        ({**OK, "job_id": "a\n"}, "job_id"),
         ({**OK, "job_id": "../etc"}, "job_id"),
         ({**OK, "job_id": 7}, "job_id"),
         ({**OK, "notify_url": "http://10.1.2.3/h"}, "notify_url"),

@@ -10,22 +10,26 @@ Choices where Akool's docs are vague:
   exact: ASCII digits, no sign, no leading zero, no spaces, then ``%``.
 - ``input_text``: Akool limits it to 5000 words; we count words as ``str.split()`` does and also
   cap characters (50,000) so a huge string is refused before it is split or sent. C0 control
-  characters other than tab, LF and CR, DEL and lone surrogates are refused.
+  characters other than tab, LF and CR, DEL and lone surrogates are refused, and so is text
+  with no visible character (only zero-width characters such as U+200B, say), which Akool
+  would charge for.
 - URLs: http(s) only, with a host, no ``user:password@``. A *literal* private, loopback,
   link-local or reserved address (in any form ``inet_aton`` accepts) or ``localhost`` is refused
-  unless its host is in ``allow_hosts``. Host names are not resolved: DNS is not checked here.
+  unless ``allow_hosts`` (``ALLOW_PRIVATE_HOSTS``) lists its host, bare (every port) or as
+  ``host:port`` (that port only). Host names are not resolved: DNS is not checked here.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
 from worker.akool.errors import ValidationError
-from worker.netaddr import is_public, literal_ip, normal_host
+from worker.netaddr import allows_host, is_public, literal_ip, normal_host
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -48,6 +52,16 @@ _VOICE_ID = re.compile(r"[A-Za-z0-9_-]+")
 # C0 controls except \t \n \r, plus DEL; and lone surrogates, which cannot be sent as UTF-8.
 _BAD_TEXT_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _BAD_URL_CHAR = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+# Letters and symbols that show nothing: Hangul fillers, the blank braille pattern.
+_BLANK_GRAPHIC = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(char: str) -> bool:
+    """A letter, digit, punctuation mark or symbol that is not blank. Marks (accents) alone,
+    format characters (U+200B..U+200F, U+2060, U+FEFF, U+00AD) and separators are not."""
+    return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_GRAPHIC
 
 
 def _show(value: Any) -> str:
@@ -88,6 +102,12 @@ def validate_text(text: Any, max_words: int = MAX_WORDS, *, max_chars: int = MAX
             field,
             f"must not contain control characters or lone surrogates, "
             f"found U+{ord(bad.group()):04X} at index {bad.start()}",
+        )
+    if not any(_visible(c) for c in text_s):
+        # Zero-width spaces and joiners, BOMs, soft hyphens, blank fillers: Akool would be paid
+        # for speaking nothing.
+        raise ValidationError(
+            field, "has no visible character (only spaces, zero-width or blank characters)"
         )
     words = count_words(text_s)
     if words > max_words:
@@ -148,7 +168,8 @@ def validate_http_url(field: str, url: Any, *, allow_hosts: Collection[str] = ()
     if not host or not normal_host(host):
         raise ValidationError(field, f"must have a host, got {_show(url_s)}")
     host = normal_host(host)
-    if host in {normal_host(h) for h in allow_hosts}:
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    if allows_host(host, port, allow_hosts):
         return url_s
     if host == "localhost" or host.endswith(".localhost"):
         raise ValidationError(field, f"must not point at localhost, got {_show(url_s)}")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit
 
 from sandbox import DEFAULT_API_KEY
 
@@ -31,7 +32,8 @@ def worker_env(
     """This process's environment for a worker against the sandbox on loopback, then
     ``overrides``. The calling shell's ``AKOOL_*``, ``POLL_*`` and ``PYTHONPATH`` are replaced
     (the settings come from the caller alone and this checkout is imported), unless
-    ``keep_shell`` (the demo) passes them through as they are."""
+    ``keep_shell`` (the demo) passes them through as they are. ``ALLOW_PRIVATE_HOSTS`` opens
+    the sandbox's port on loopback and no other (:func:`sandbox_allow`)."""
     if keep_shell:
         env = dict(os.environ)
     else:
@@ -43,12 +45,23 @@ def worker_env(
             "AKOOL_BASE_URL": sandbox_url,
             "AKOOL_API_KEY": DEFAULT_API_KEY,
             "AUDIO_DIR": str(audio_dir),
-            "ALLOW_PRIVATE_HOSTS": "127.0.0.1,localhost",
+            "ALLOW_PRIVATE_HOSTS": ",".join(sandbox_allow(sandbox_url)),
             "PYTHONUNBUFFERED": "1",
         }
     )
     env.update(overrides or {})
     return env
+
+
+def sandbox_allow(*urls: str) -> tuple[str, ...]:
+    """``ALLOW_PRIVATE_HOSTS`` entries for servers on loopback: ``127.0.0.1:<port>`` and
+    ``localhost:<port>`` of each URL's port, so a ``notify_url`` cannot reach the other
+    services of the host (Redis, say)."""
+    out: list[str] = []
+    for url in urls:
+        port = urlsplit(url).port or (443 if url.startswith("https:") else 80)
+        out += [f"127.0.0.1:{port}", f"localhost:{port}"]
+    return tuple(out)
 
 
 class Proc:

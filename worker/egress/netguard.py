@@ -9,7 +9,8 @@ check and 127.0.0.1 to the connection (DNS rebinding) cannot get through.
 
 An entry of ``ALLOW_PRIVATE_HOSTS`` is a host name (any address it resolves to is allowed) or
 an address (that address is allowed whatever name led to it; a URL could name it directly
-anyway)."""
+anyway), either with ``:port`` (that port only: what the demo and the docs use) or bare (every
+port of it, as before ports could be given)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from worker.netaddr import IPAddress, is_public, literal_ip, normal_host, unmapped
+from worker.netaddr import IPAddress, allowed_addresses, allows_host, is_public, unmapped
 
 
 class UnsafeURL(ValueError):
@@ -58,15 +59,6 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return seen
 
 
-def _allowed_addresses(allow: set[str]) -> set[IPAddress]:
-    out: set[IPAddress] = set()
-    for entry in allow:
-        ip = literal_ip(entry)
-        if ip is not None and normal_host(str(ip)) == entry:
-            out.add(ip)  # only an address written in its usual form allows that address
-    return out
-
-
 def check_url(url: str, allow_hosts: Collection[str] = ()) -> Checked:
     """The URL with the addresses a request may use; UnsafeURL (or UnresolvedHost, which a
     retry may mend) when it must not be requested."""
@@ -81,7 +73,6 @@ def check_url(url: str, allow_hosts: Collection[str] = ()) -> Checked:
     if not host:
         raise UnsafeURL("URL has no host")
     port = port or (443 if parts.scheme == "https" else 80)
-    allow = {normal_host(h) for h in allow_hosts}
     try:
         addresses = resolve(host, port)
     except socket.gaierror as exc:
@@ -91,12 +82,12 @@ def check_url(url: str, allow_hosts: Collection[str] = ()) -> Checked:
         raise UnsafeURL(f"host {host!r} is not a valid name: {exc}") from None
     if not addresses:
         raise UnresolvedHost(f"host {host!r} resolves to no address")
-    if normal_host(host) not in allow:
-        allowed = _allowed_addresses(allow)
+    if not allows_host(host, port, allow_hosts):
+        allowed = allowed_addresses(port, allow_hosts)
         for ip in addresses:
             if not is_public(ip) and ip not in allowed:
                 raise UnsafeURL(
                     f"host {host!r} resolves to a private/loopback/link-local address ({ip}); "
-                    "add it to ALLOW_PRIVATE_HOSTS to allow it"
+                    f"add {host}:{port} to ALLOW_PRIVATE_HOSTS to allow it"
                 )
     return Checked(url, parts.scheme, host, port, tuple(str(ip) for ip in addresses))

@@ -42,14 +42,22 @@ def verify(
     tolerance: float = 300.0,
     now: float | None = None,
 ) -> bool:
-    """For receivers: check the signature and that the timestamp is within ``tolerance`` s."""
-    ts = headers.get(TIMESTAMP_HEADER, "")
-    sig = headers.get(SIGNATURE_HEADER, "")
-    if not ts.isdigit() or not sig.startswith("v1="):
+    """For receivers: check the signature and that the timestamp is within ``tolerance`` s.
+
+    The headers are anyone's: False for anything that cannot be checked (a header missing, not
+    text, not ASCII or too long; a body that is not bytes), never an exception."""
+    ts = headers.get(TIMESTAMP_HEADER)
+    sig = headers.get(SIGNATURE_HEADER)
+    if not (isinstance(ts, str) and isinstance(sig, str) and isinstance(body, bytes | bytearray)):
+        return False
+    # isdigit() alone takes "²" and other digits int() refuses; 12 digits reach year 33658.
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
+        return False
+    if not (sig.isascii() and sig.startswith("v1=")):
         return False
     if abs((now if now is not None else time.time()) - int(ts)) > tolerance:
         return False
-    return hmac.compare_digest(sig[3:], signature(secret, ts, body))
+    return hmac.compare_digest(sig[3:].encode(), signature(secret, ts, bytes(body)).encode())
 
 
 def post(

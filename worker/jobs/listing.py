@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -36,19 +37,51 @@ class Page:
     next_cursor: str | None
 
 
-def _encode(doc: dict[str, Any]) -> str:
-    raw = json.dumps(doc, separators=(",", ":")).encode()
+_NOT_OURS = "cursor is not one this service gave out"
+_OTHER_FILTER = (
+    "cursor belongs to another filter: page on with the same state and q as the page that gave "
+    "it, or start again without a cursor"
+)
+
+
+def _filter(state: str | None, prefix: str | None) -> list[str | None]:
+    return [state, prefix or None]
+
+
+def _encode(doc: dict[str, Any], state: str | None, prefix: str | None) -> str:
+    # The filter rides along, so a cursor given with another filter is refused, not followed.
+    raw = json.dumps({**doc, "f": _filter(state, prefix)}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> dict[str, Any]:
+def _decode(cursor: str, state: str | None, prefix: str | None) -> dict[str, Any]:
+    """The cursor's fields, checked (anyone can send one); raises ValueError naming it."""
     try:
-        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ValueError("cursor is not one this service gave out") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("m"), str):
-        raise ValueError("cursor is not one this service gave out")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        doc = json.loads(raw, parse_constant=_no_constant)
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError(_NOT_OURS) from None
+    if not isinstance(doc, dict):
+        raise ValueError(_NOT_OURS)
+    member = doc.get("m")
+    if not isinstance(member, str) or not 0 < len(member) <= 128:
+        raise ValueError(_NOT_OURS)
+    if doc.get("f") != _filter(state, prefix):
+        raise ValueError(_OTHER_FILTER)
+    if not prefix:
+        score = doc.get("s")
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise ValueError(_NOT_OURS)
+        try:
+            if not math.isfinite(float(score)):
+                raise ValueError(_NOT_OURS)
+        except OverflowError:  # an int of 400 digits
+            raise ValueError(_NOT_OURS) from None
     return doc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class Listing:
@@ -85,20 +118,20 @@ class Listing:
             raise ValueError(f"state must be one of {', '.join(s.value for s in JobState)}")
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be 1 to {MAX_LIMIT}")
-        after = _decode(cursor) if cursor else None
+        after = _decode(cursor, state, prefix) if cursor else None
         if prefix:
-            return self._by_prefix(hashes, prefix, state, limit, after)
-        return self._newest(hashes, state, limit, after)
+            jobs, nxt = self._by_prefix(hashes, prefix, state, limit, after)
+        else:
+            jobs, nxt = self._newest(hashes, state, limit, after)
+        return Page(jobs, None if nxt is None else _encode(nxt, state, prefix))
 
     def _newest(
         self, hashes: Hashes, state: str | None, limit: int, after: dict[str, Any] | None
-    ) -> Page:
+    ) -> tuple[list[Job], dict[str, Any] | None]:
         key = self.state_key(state) if state else self.created_key
         top: float | str = "+inf"
         skip: tuple[float, str] | None = None
         if after is not None:
-            if not isinstance(after.get("s"), int | float):
-                raise ValueError("cursor is not one this service gave out")
             top, skip = float(after["s"]), (float(after["s"]), after["m"])
         rows = cast(
             list[tuple[str, float]],
@@ -111,8 +144,7 @@ class Listing:
         more = len(rows) > limit
         rows = rows[:limit]
         jobs = [j for j in hashes([m for m, _ in rows]) if j is not None]
-        nxt = _encode({"s": rows[-1][1], "m": rows[-1][0]}) if more and rows else None
-        return Page(jobs, nxt)
+        return jobs, ({"s": rows[-1][1], "m": rows[-1][0]} if more and rows else None)
 
     def _by_prefix(
         self,
@@ -121,7 +153,7 @@ class Listing:
         state: str | None,
         limit: int,
         after: dict[str, Any] | None,
-    ) -> Page:
+    ) -> tuple[list[Job], dict[str, Any] | None]:
         start = f"({after['m']}" if after else f"[{prefix}"
         end = f"[{prefix}\xff"
         want = PREFIX_SCAN if state else limit + 1
@@ -131,7 +163,7 @@ class Listing:
             more = len(ids) > limit
             ids = ids[:limit]
             found_jobs = [j for j in hashes(ids) if j is not None]
-            return Page(found_jobs, _encode({"m": ids[-1]}) if more and ids else None)
+            return found_jobs, ({"m": ids[-1]} if more and ids else None)
         jobs: list[Job] = []
         last = None
         for job_id, job in zip(ids, hashes(ids), strict=True):
@@ -141,7 +173,7 @@ class Listing:
             if len(jobs) == limit:
                 break
         more = bool(ids) and (len(ids) == want or last != ids[-1])
-        return Page(jobs, _encode({"m": last}) if more and last else None)
+        return jobs, ({"m": last} if more and last else None)
 
     def prune(self, older_than: float, exists: Callable[[list[str]], list[bool]]) -> int:
         """Drop the index entries of records created before ``older_than`` that no longer

@@ -28,21 +28,27 @@ from worker.akool.speech import APIS, speech_api
 __all__ = [
     "ALLOWED",
     "APIS",
+    "CELERY_ONLY",
     "Api",
     "AudioRequest",
     "InvalidRequest",
     "Kind",
     "api_of",
+    "check_http_fields",
     "from_record",
     "is_job_id",
     "parse_api",
+    "parse_http_request",
     "parse_job_id",
     "parse_request",
 ]
 
 # A job id names files and object keys: no path separators, no leading dot, no "..".
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+#: Kwargs that make a worker send a named task to any queue of our broker: for callers that
+#: already enqueue through Celery (or an operator's command line), never for an HTTP request.
+CELERY_ONLY = ("notify_queue", "notify_task")
 #: Every kwarg of a request of each kind, whatever its API.
 ALLOWED: dict[str, frozenset[str]] = {
     kind: COMMON.union(*(api.fields(kind) for api in APIS.values())) for kind in ("create", "clone")
@@ -116,6 +122,25 @@ def parse_request(kind: str, kwargs: Mapping[str, Any], settings: Settings) -> A
         raise InvalidRequest(exc.field, str(exc)) from None
     notify_task, notify_queue = _notify_options(kwargs)
     return replace(request, notify_task=notify_task, notify_queue=notify_queue)
+
+
+def check_http_fields(kwargs: Mapping[str, Any]) -> None:
+    """Refuse what a request that came over HTTP may not ask (see :func:`parse_http_request`)."""
+    for name in CELERY_ONLY:
+        if name in kwargs:
+            raise InvalidRequest(
+                name,
+                f"{name} is for callers that enqueue through Celery; over HTTP use notify_url",
+            )
+
+
+def parse_http_request(kind: str, kwargs: Mapping[str, Any], settings: Settings) -> AudioRequest:
+    """The one place that decides what a request that came over HTTP may ask: a job of
+    ``POST /v1/jobs`` and the request of a schedule of ``POST /v1/schedules`` alike. It is
+    :func:`parse_request` without the :data:`CELERY_ONLY` options; over HTTP ``notify_url`` is
+    the way to be told."""
+    check_http_fields(kwargs)
+    return parse_request(kind, kwargs, settings)
 
 
 def _notify_options(kwargs: Mapping[str, Any]) -> tuple[str | None, str]:

@@ -37,7 +37,7 @@ from worker.jobs.request import InvalidRequest, parse_job_id, parse_request
 
 RECURRING_TASK = "maintenance.recurring"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 _FIELDS = {"name", "cron", "every", "job_id", "task", "request"}
 _TASKS = {"audio.create": "create", "audio.clone": "clone"}
 PLACEHOLDERS = ("name", "date", "hour", "minute", "ts")

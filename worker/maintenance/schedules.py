@@ -40,7 +40,7 @@ from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 from config.beat import every as interval
 from config.celeryconfig import QUEUE_AUDIO, celery_config
 from config.settings import Settings
-from worker.jobs.request import InvalidRequest, parse_job_id, parse_request
+from worker.jobs.request import InvalidRequest, parse_http_request, parse_job_id, parse_request
 from worker.maintenance.recurring import (
     _NAME,  # the file's rules are the API's rules
     _TASKS,
@@ -136,10 +136,12 @@ def min_every(settings: Settings) -> float:
     return 2 * settings.beat_max_loop_interval
 
 
-def parse_spec(spec: Any, settings: Settings) -> Recurring:
+def parse_spec(spec: Any, settings: Settings, *, trusted: bool = False) -> Recurring:
     """Validate a schedule as the API and the command line receive it. The request is checked by
-    :func:`worker.jobs.request.parse_request`, as a job's kwargs are (same messages), and the
-    job id template by rendering it at its longest."""
+    :func:`worker.jobs.request.parse_http_request`, as a job of ``POST /v1/jobs`` is (same
+    messages), and the job id template by rendering it at its longest. ``trusted`` (the
+    command line, whose user holds the broker's address anyway) also allows the Celery-only
+    options ``notify_task`` and ``notify_queue``."""
     if not isinstance(spec, Mapping):
         raise InvalidSchedule(None, "the schedule must be a JSON object")
     unknown = sorted(str(k) for k in set(spec) - set(FIELDS))
@@ -171,8 +173,9 @@ def parse_spec(spec: Any, settings: Settings) -> Recurring:
         raise InvalidSchedule("request", "request must be an object of the task's kwargs")
     if "job_id" in request:
         raise InvalidSchedule("request.job_id", "put the job id template in job_id, not in request")
+    parse = parse_request if trusted else parse_http_request
     try:
-        parse_request(_TASKS[task], request, settings)
+        parse(_TASKS[task], request, settings)
     except InvalidRequest as exc:
         raise InvalidSchedule(f"request.{exc.field}", str(exc)) from None
     template = _template(spec.get("job_id"), name)
@@ -325,10 +328,11 @@ def get(app: Celery, name: str) -> Schedule:
     return found[0]
 
 
-def add(app: Celery, settings: Settings, spec: Any) -> Schedule:
+def add(app: Celery, settings: Settings, spec: Any, *, trusted: bool = False) -> Schedule:
     """Validate ``spec`` and save it as the RedBeat entry ``schedule:<name>``; every running
-    beat picks it up on its next tick. Raises InvalidSchedule, ScheduleExists."""
-    job = parse_spec(spec, settings)
+    beat picks it up on its next tick. ``trusted``: see :func:`parse_spec` (False over HTTP).
+    Raises InvalidSchedule, ScheduleExists."""
+    job = parse_spec(spec, settings, trusted=trusted)
     sched = cron_schedule(job.cron) if job.cron else interval(job.every or 0)
     entry = RedBeatSchedulerEntry(
         API_PREFIX + job.name,

@@ -42,8 +42,8 @@ def _converters(state: BlueprintSetupState) -> None:
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 LIST_PARAMS = ("state", "q", "limit", "cursor")
-_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
+_CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}\Z")
 _ACTIONS = ("/cancel", "/retry")
 
 

@@ -7,7 +7,8 @@ then that entry task is sent with the same kwargs: its ``pipeline.accept`` finds
 its own id as the owner and submits. The same ``job_id`` with the same request finds the job
 that exists and sends nothing again; with another request it is a conflict (``JobConflict``).
 
-``notify_task`` and ``notify_queue`` are refused here: they make a worker send a named task to
+``notify_task`` and ``notify_queue`` are refused here, as on every HTTP path
+(:func:`worker.jobs.request.parse_http_request`): they make a worker send a named task to
 any queue of our broker, which is for callers that already enqueue through Celery, not for
 a holder of an HTTP token. Over HTTP, ``notify_url`` is the way to be told.
 """
@@ -20,10 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.jobs import Job, JobState
-from worker.jobs.request import ALLOWED, InvalidRequest, parse_job_id, parse_request
+from worker.jobs.request import (
+    ALLOWED,
+    CELERY_ONLY,
+    InvalidRequest,
+    check_http_fields,
+    parse_http_request,
+    parse_job_id,
+)
 from worker.web.deps import Deps
-
-CELERY_ONLY = ("notify_queue", "notify_task")
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,7 @@ def check_body(body: Any) -> tuple[str, dict[str, Any]]:
         raise InvalidRequest("kind", "is required: create or clone")
     if not isinstance(kind, str) or kind not in ALLOWED:
         raise InvalidRequest("kind", f"must be create or clone, got {str(kind)[:60]!r}")
-    for name in CELERY_ONLY:
-        if name in body:
-            raise InvalidRequest(
-                name,
-                f"{name} is for callers that enqueue through Celery; over HTTP use notify_url",
-            )
+    check_http_fields(body)
     allowed = allowed_fields(kind)
     unknown = sorted(str(k) for k in body if k not in allowed)
     if unknown:
@@ -70,7 +71,7 @@ def submit(deps: Deps, body: Any) -> Intake:
     Raises InvalidRequest (400) and JobConflict (409).
     """
     kind, kwargs = check_body(body)
-    request = parse_request(kind, kwargs, deps.settings)
+    request = parse_http_request(kind, kwargs, deps.settings)
     job_id = parse_job_id(kwargs.get("job_id")) or uuid.uuid4().hex
     existing = deps.jobs.find(job_id)
     if existing is None and request.voice_id:

@@ -78,8 +78,8 @@ bp = Blueprint(
 PAGE_SIZE = 50
 OPEN = ("pages.login_form", "pages.login", "pages.static")
 JSON_ENDPOINTS = ("pages.counts",)
-_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
+_CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}\Z")
 _sources_lock = threading.Lock()
 
 

@@ -11,10 +11,13 @@ and enqueues the finish. The poll that is still scheduled then finds the job don
 Status 1 and 2 change nothing. Polling stays the safety net: a lost callback costs latency only.
 
 Answers: 200 for anything handled (including duplicates and non-terminal statuses), 400 for a
-garbled body, 401 for a bad signature or a body our keys cannot decrypt, 404 for an akool id we
-do not know (yet: a callback can beat the create answer, so Akool's retry may find it), 413 for
-a body over 64 KB, 405 for another method than POST, and 503 when the service has not the
-keys to check signatures with. Nothing secret and no payload is logged.
+garbled body (not JSON, or not the four fields of an envelope), 401 for every envelope that
+cannot be opened (a bad signature, bad padding, a payload that is not JSON or has no ``_id`` or
+status 1-4), always with one and the same message (``UNOPENED``; the detail is logged): the
+signature covers only public values, so distinct answers would make a padding oracle. 404 for
+an akool id we do not know (yet: a callback can beat the create answer, so Akool's retry may
+find it), 413 for a body over 64 KB, 405 for another method than POST, and 503 when the service
+has not the keys to check signatures with. Nothing secret and no payload is logged.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ PATH = "/akool/webhook"
 MAX_BODY = 64 * 1024
 SEEN_TTL = 7 * 86400
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]  # all but POST: 405, in our own words
+#: The one answer to an envelope that cannot be opened, whatever the reason (see handle).
+UNOPENED = "the callback is not signed and encrypted with this service's Akool keys"
 Enqueue = Callable[[str], None]
 Learn = Callable[[Job, float], None]
 
@@ -89,15 +94,17 @@ class Receiver:
             WebhookEnvelope.from_json(doc)
         except WebhookError as exc:
             return Answer(400, str(exc))
-        try:  # well formed, but not signed with our clientId or not encrypted with our secret
+        # Well formed, but not signed with our clientId, not encrypted with our secret or not
+        # Akool's payload: one answer for all, or the answers tell padding from JSON (an oracle).
+        try:
             payload = open_envelope(doc, self.client_id, self.secret)
         except WebhookError as exc:
-            return Answer(401, str(exc))
+            return _unopened(str(exc))
         akool_id, raw_status = payload.get("_id"), payload.get("status")
         if not isinstance(akool_id, str) or not akool_id or len(akool_id) > 64:
-            return Answer(400, "payload has no _id")
+            return _unopened("payload has no _id")
         if isinstance(raw_status, bool) or raw_status not in list(AudioStatus):
-            return Answer(400, "payload status is not 1-4")
+            return _unopened("payload status is not 1-4")
         status = AudioStatus(raw_status)
         if not status.is_final:
             return Answer(200, f"status {int(status)} noted")
@@ -142,6 +149,11 @@ class Receiver:
         self.enqueue(job_id)
         log.info("job %s completed by webhook (akool status %d)", job_id, status)
         return Answer(200, "ok")
+
+
+def _unopened(detail: str) -> Answer:
+    log.warning("webhook envelope not opened: %s", detail)
+    return Answer(401, UNOPENED)
 
 
 def duration_learner(estimator: Estimator) -> Learn:
