@@ -445,7 +445,7 @@ def _web_text(fig: dict[str, Any]) -> str:
     server = str(i.get("server") or "")
     shown = f"`{server}`" if server else "the Procfile's `web` command"
     if server.startswith("gunicorn"):
-        shown += " (gunicorn with worker/web/gunicorn_conf.py: one process of 4 threads)"
+        shown += " (gunicorn with worker/web/gunicorn_conf.py: one worker process)"
     text = (
         f"9. **Web service**: the real service as a process, {shown}, "
         "with a Bearer token. Intake: `POST /v1/jobs` per second from "
