@@ -23,6 +23,7 @@ from tests.support.services import BIN
 from worker.devstack.localredis import free_port
 
 TOKEN = "web-server-token-0123456789"
+MakeWeb = Callable[[], tuple[Proc, int]]
 
 
 def procfile_web() -> list[str]:
@@ -33,25 +34,37 @@ def procfile_web() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def port(
+def make_web(
     private_redis: RedisServer,
     make_module_sandbox: Callable[..., SandboxServer],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[int]:
-    tmp = tmp_path_factory.mktemp("web-server")
-    port = free_port()
-    env = worker_env(
-        private_redis.url,
-        make_module_sandbox().url,
-        tmp / "audio",
-        {
-            "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
-            "API_TOKENS": TOKEN,
-            "WEB_HOST": "127.0.0.1",
-            "WEB_PORT": str(port),
-        },
-    )
-    web = Proc(procfile_web(), env, tmp / "web.log", "web service listening").start()
+) -> MakeWeb:
+    """The Procfile's web service on a free port (not started)."""
+    sandbox_url = make_module_sandbox().url
+
+    def make() -> tuple[Proc, int]:
+        tmp = tmp_path_factory.mktemp("web-server")
+        port = free_port()
+        env = worker_env(
+            private_redis.url,
+            sandbox_url,
+            tmp / "audio",
+            {
+                "AKOOL_CLIENT_ID": DEFAULT_CLIENT_ID,
+                "API_TOKENS": TOKEN,
+                "WEB_HOST": "127.0.0.1",
+                "WEB_PORT": str(port),
+            },
+        )
+        return Proc(procfile_web(), env, tmp / "web.log", "web service listening"), port
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def port(make_web: MakeWeb) -> Iterator[int]:
+    web, port = make_web()
+    web.start()
     yield port
     web.stop()
 
@@ -96,11 +109,18 @@ def healthz_within(port: int, seconds: float) -> bool:
         conn.close()
 
 
-def test_slow_request_heads_and_idle_sockets_do_not_stop_healthz(port: int) -> None:
-    # Given 6 clients sending a request head one byte a second, and 12 idle sockets
+def test_slow_clients_and_idle_sockets_do_not_stop_healthz(port: int) -> None:
+    # Given 6 clients sending a request head one byte a second, 3 sending a webhook body one
+    # byte a second, and 12 idle sockets
     slow = [connect(port) for _ in range(6)]
+    bodies = [connect(port) for _ in range(3)]
     idle = [connect(port) for _ in range(12)]
     head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
+    for s in bodies:
+        s.sendall(
+            b"POST /akool/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n"
+        )
     stop = threading.Event()
 
     def drip() -> None:
@@ -110,6 +130,9 @@ def test_slow_request_heads_and_idle_sockets_do_not_stop_healthz(port: int) -> N
             for s in slow:
                 with contextlib.suppress(OSError):  # closed by the server: fine
                     s.send(head[i : i + 1])
+            for s in bodies:
+                with contextlib.suppress(OSError):
+                    s.send(b"{")
 
     dripper = threading.Thread(target=drip, daemon=True)
     dripper.start()
@@ -124,7 +147,7 @@ def test_slow_request_heads_and_idle_sockets_do_not_stop_healthz(port: int) -> N
     finally:
         stop.set()
         dripper.join()
-        for s in slow + idle:
+        for s in slow + bodies + idle:
             s.close()
     # Then every ask was answered 200 within 2 s
     assert len(answered) >= 4
@@ -206,5 +229,23 @@ def test_keep_alive_is_announced_and_a_socket_idle_4_s_is_still_served(port: int
         second = conn.getresponse()
         assert second.status == 200 and second.read()
         assert conn.sock is sock  # the same connection, not a new one
+    finally:
+        conn.close()
+
+
+def test_an_idle_connection_does_not_hold_up_the_stop(make_web: MakeWeb) -> None:
+    # Given a service with one idle kept-alive connection (held 15 s otherwise)
+    web, port = make_web()
+    web.start()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        # When it is told to stop
+        t = time.monotonic()
+        web.stop(timeout=30)
+        # Then it stops without waiting for the connection's keep-alive to run out
+        assert time.monotonic() - t < 8
+        assert "Worker exiting" in web.text()
     finally:
         conn.close()
