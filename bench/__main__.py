@@ -23,6 +23,7 @@ from bench import (
     pollcost,
     polling,
     report,
+    slowclients,
     storage,
     timeline,
     web,
@@ -47,6 +48,7 @@ SCENARIOS = (
     "efficiency",
     "webhooks",
     "pollcost",
+    "slowclients",
 )
 
 
@@ -86,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         help="jobs waiting, comma-separated (default 1000,10000,100000; quick 1000,10000,30000)",
     )
     p.add_argument("--dispatch-polls", type=int, default=None, help="default 100000 (20000 quick)")
+    p.add_argument(
+        "--slow-sizes",
+        default=None,
+        help="line 16: hold seconds,slow heads,slow bodies,idle sockets (default 15,20,20,300; "
+        "quick 8,10,10,100)",
+    )
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument(
         "--merge",
@@ -135,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
                                               2, args.efficiency_base))  # fmt: skip
     step("webhooks", lambda: callbacks.run(warmup=40, n=60 if q else 120))
     step("pollcost", lambda: pollcost.run(1000, window=20 if q else 30, rounds=1 if q else 2))
+    hold, heads, bodies, idle = (float(x) for x in (args.slow_sizes or (
+        "8,10,10,100" if q else "15,20,20,300")).split(","))  # fmt: skip
+    step("slowclients", lambda: slowclients.run(hold, int(heads), int(bodies), int(idle),
+                                                per_thread=80 if q else 200,
+                                                rounds=2 if q else 3))  # fmt: skip
     fig["seconds"] = round(time.time() - t0)
     report.derive(fig)
     print(report.table(fig))

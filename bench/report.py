@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import slowclients
+
 NOTES = Path(__file__).with_name("notes.md")  # the analysis, written by hand after a run
 
 
@@ -128,6 +130,7 @@ def rows(fig: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     _efficiency_rows(g("efficiency"), add)
     _webhook_rows(g("webhooks") or {}, add)
     _pollcost_rows(g("pollcost") or {}, add)
+    slowclients.rows(g("slowclients") or {}, add)
     return out
 
 
@@ -442,7 +445,7 @@ def _web_text(fig: dict[str, Any]) -> str:
     server = str(i.get("server") or "")
     shown = f"`{server}`" if server else "the Procfile's `web` command"
     if server.startswith("gunicorn"):
-        shown += " (gunicorn with worker/web/gunicorn_conf.py: one process of 4 threads)"
+        shown += " (gunicorn with worker/web/gunicorn_conf.py: one worker process)"
     text = (
         f"9. **Web service**: the real service as a process, {shown}, "
         "with a Bearer token. Intake: `POST /v1/jobs` per second from "

@@ -3,7 +3,18 @@ asserted (benchmarks print figures; tests assert behaviour)."""
 
 from __future__ import annotations
 
-from bench import callbacks, capacity, dispatch, efficiency, memory, procfile, report, timeline, web
+from bench import (
+    callbacks,
+    capacity,
+    dispatch,
+    efficiency,
+    memory,
+    procfile,
+    report,
+    slowclients,
+    timeline,
+    web,
+)
 from bench.engine import WorkerSpec, ceiling
 from bench.stack import ROOT
 
@@ -36,6 +47,22 @@ def test_the_web_benchmark_at_its_smallest_produces_figures() -> None:
     table = report.table({"web": figures})
     assert "POST /v1/jobs / send_task per s" in table
     assert "p95 ms at 100 / 300 records" in table
+
+
+def test_the_slow_clients_benchmark_at_its_smallest_produces_figures() -> None:
+    # Given the servers compared (gthread before, the Procfile's gevent, waitress if installed)
+    # When each is probed calm and under 2 slow heads, 2 slow bodies and 5 idle sockets for 2 s
+    figures = slowclients.run(hold=2, slow_heads=2, slow_bodies=2, idle=5, calm=1, threads=2,
+                              per_thread=5, rounds=1)  # fmt: skip
+    # Then each has its probes' figures and request rates, and the table shows line 16
+    for name in ("gthread", "gevent"):
+        got = figures[name]
+        assert got["healthz"]["attacked"]["n"] > 0 and got["list"]["attacked"]["n"] > 0
+        assert got["rates"]["list"]["per_s"] > 0 and got["rates"]["post"]["per_s"] > 0
+    assert "gunicorn_conf" in figures["gevent"]["command"]
+    table = report.table({"slowclients": figures})
+    assert "16 gevent (shipped): /healthz under attack" in table
+    assert "16 rate ratio gevent / gthread" in table
 
 
 def test_the_timeline_benchmark_at_its_smallest_produces_figures() -> None:

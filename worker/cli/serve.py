@@ -1,5 +1,7 @@
 """``akool-audio web`` (and its alias ``webhook``): the web service on Werkzeug's threaded
-development server. Production runs gunicorn instead (worker/web/gunicorn_conf.py)."""
+development server. Production runs gunicorn with its gevent worker instead
+(worker/web/serving.py, worker/web/gunicorn_conf.py), which slow and idle clients cannot
+starve."""
 
 from __future__ import annotations
 
