@@ -132,7 +132,7 @@ class Settings:
     # it believes; failed token attempts per minute per client address (0: no throttle)
     web_allowed_hosts: tuple[str, ...] = ()
     web_trusted_proxies: tuple[str, ...] = ()
-    api_rate_limit: int = 10
+    auth_failure_limit: int = 10
     flower_url: str | None = None
     # Beat (RedBeat) and its schedules
     beat_max_loop_interval: float = 5.0
@@ -293,8 +293,8 @@ class Settings:
             )
 
     def _check_web_edges(self) -> None:
-        if self.api_rate_limit < 0:
-            raise SettingsError("API_RATE_LIMIT must be 0 or more (0: no throttle)")
+        if self.auth_failure_limit < 0:
+            raise SettingsError("AUTH_FAILURE_LIMIT must be 0 or more (0: no throttle)")
         for entry in self.web_trusted_proxies:
             try:
                 ipaddress.ip_network(entry, strict=False)

@@ -67,7 +67,7 @@ def stack(
             "API_TOKENS": f"{TOKEN},{SECOND}",
             # Every route is tried with wrong tokens from one address: no throttle here
             # (tests/integration/test_web_refusals.py and tests/unit/test_web_edges.py test it).
-            "API_RATE_LIMIT": "0",
+            "AUTH_FAILURE_LIMIT": "0",
             "WEB_HOST": "127.0.0.1",
             "WEB_PORT": str(port),
         },

@@ -337,7 +337,7 @@ def test_without_auth_a_cross_site_form_and_a_rebound_host_are_refused(
 def test_a_token_guesser_is_throttled_across_requests(
     client: WebClient, redis_server: RedisServer
 ) -> None:
-    limit = 10  # API_RATE_LIMIT's default
+    limit = 10  # AUTH_FAILURE_LIMIT's default
     got = [client.get("/v1/jobs", token=f"guess-{n:02d}-0123456789").status for n in range(limit)]
     assert got == [401] * limit
     refused = client.get("/v1/jobs", token="guess-last-0123456789")

@@ -162,17 +162,17 @@ def test_the_web_edge_settings_parse() -> None:
         {
             "WEB_ALLOWED_HOSTS": "web, audio.example.com",
             "WEB_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
-            "API_RATE_LIMIT": "20",
+            "AUTH_FAILURE_LIMIT": "20",
         }
     )
     assert s.web_allowed_hosts == ("web", "audio.example.com")
     assert s.web_trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
-    assert s.api_rate_limit == 20
-    assert Settings().api_rate_limit == 10 and Settings().web_trusted_proxies == ()
+    assert s.auth_failure_limit == 20
+    assert Settings().auth_failure_limit == 10 and Settings().web_trusted_proxies == ()
     for env, message in (
         ({"WEB_TRUSTED_PROXIES": "10.0.0.0/33"}, "WEB_TRUSTED_PROXIES: '10.0.0.0/33' is not"),
         ({"WEB_TRUSTED_PROXIES": "proxy.example.com"}, "WEB_TRUSTED_PROXIES"),
-        ({"API_RATE_LIMIT": "-1"}, "API_RATE_LIMIT must be 0 or more"),
+        ({"AUTH_FAILURE_LIMIT": "-1"}, "AUTH_FAILURE_LIMIT must be 0 or more"),
         ({"WEB_ALLOWED_HOSTS": "a b"}, "WEB_ALLOWED_HOSTS: 'a b' is not a host name"),
     ):
         with pytest.raises(SettingsError, match=re.escape(message)):

@@ -1,7 +1,7 @@
 """The web service's edges, through Flask's test client against a real Redis: the Host names it
 answers to (WEB_ALLOWED_HOSTS, against DNS rebinding), same-origin writes with API_AUTH=off, the
 proxies whose X-Forwarded-* it believes (WEB_TRUSTED_PROXIES), the throttle of failed token
-attempts (API_RATE_LIMIT) and ``nosniff`` on every answer."""
+attempts (AUTH_FAILURE_LIMIT) and ``nosniff`` on every answer."""
 
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ def test_every_answer_says_nosniff(redis_url: str, tmp_path: Path) -> None:
 
 
 def throttled(redis_url: str, tmp_path: Path, limit: int = 3, **kw: Any) -> Flask:
-    return app_with(redis_url, tmp_path, api_rate_limit=limit, **kw)
+    return app_with(redis_url, tmp_path, auth_failure_limit=limit, **kw)
 
 
 def test_failed_tokens_are_throttled_per_address_also_a_right_one_after(
@@ -202,7 +202,7 @@ def test_failed_tokens_are_throttled_per_address_also_a_right_one_after(
     refused = client.get("/v1/jobs", headers=bearer(WRONG))
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
-    assert "API_RATE_LIMIT" not in refused.get_json()["error"]["message"]  # for the caller
+    assert "AUTH_FAILURE_LIMIT" not in refused.get_json()["error"]["message"]  # for the caller
     # The guesser cannot tell a right guess while throttled.
     assert client.get("/v1/jobs", headers=bearer()).status_code == 429
     other = {"REMOTE_ADDR": "10.9.8.7"}

@@ -10,7 +10,7 @@ The dashboard's pages call the API from the browser with their session cookie in
 token: ``install`` takes the session check of worker/web/session.py (a GET passes with the
 session alone, anything else also needs the session's CSRF header).
 
-Wrong tokens are counted per client address (worker/web/throttle.py, ``API_RATE_LIMIT``): past
+Wrong tokens are counted per client address (worker/web/throttle.py, ``AUTH_FAILURE_LIMIT``): past
 the limit the address gets 429, whatever token it sends.
 """
 

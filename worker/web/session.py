@@ -14,7 +14,7 @@ Every state-changing request of a session carries its CSRF token (a form field, 
 ``API_AUTH=off``, the token is a random cookie of its own that the form repeats (double submit).
 
 A wrong token in the login form counts against the client's address as a wrong Bearer token
-does (worker/web/throttle.py): past ``API_RATE_LIMIT`` the form answers 429.
+does (worker/web/throttle.py): past ``AUTH_FAILURE_LIMIT`` the form answers 429.
 """
 
 from __future__ import annotations

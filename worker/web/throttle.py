@@ -1,4 +1,4 @@
-"""The throttle of failed token attempts (``API_RATE_LIMIT`` per client address per minute).
+"""The throttle of failed token attempts (``AUTH_FAILURE_LIMIT`` per client address per minute).
 
 Counted in Redis, ``{KEY_PREFIX}:authfail:{address}``, so every web process and host shares
 one count; the key lives a minute from an address's first failure (a fixed window). Past the
@@ -37,12 +37,12 @@ def bucket(address: str) -> str:
 
 
 class Throttle:
-    """Failed token attempts per address in ``r``, at most ``settings.api_rate_limit`` a
+    """Failed token attempts per address in ``r``, at most ``settings.auth_failure_limit`` a
     minute (0: no limit)."""
 
     def __init__(self, r: redis.Redis, settings: Settings) -> None:
         self.r = r
-        self.limit = settings.api_rate_limit
+        self.limit = settings.auth_failure_limit
         self.settings = settings
 
     def key(self, address: str) -> str:
