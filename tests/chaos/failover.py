@@ -138,19 +138,24 @@ def sentinel_failover(
     timeout: float,
     first_sentinel_down: bool = False,
     restart_after: float = 5.0,
+    with_beat: bool = True,
+    pool: str = "prefork",
+    scenario: str = "sentinel_failover",
+    lifecycle: dict[str, Any] | None = None,
 ) -> FailoverFigures:
-    """Two workers and beat (its sweep every 5 s) on the Sentinels; ``jobs`` jobs; ``at`` s
-    later the master is SIGKILLed; ``restart_after`` s after the switch it starts again (it
-    comes back as a replica of the new master). ``first_sentinel_down``: the first Sentinel
-    of REDIS_URL is stopped before anything starts, and stays down."""
+    """Two workers (``pool``) and, ``with_beat``, beat (its sweep every 5 s) on the Sentinels;
+    ``jobs`` jobs; ``at`` s later the master is SIGKILLed; ``restart_after`` s after the switch
+    it starts again (it comes back as a replica of the new master). ``first_sentinel_down``:
+    the first Sentinel of REDIS_URL is stopped before anything starts, and stays down."""
     # Akool takes 6 to 10 s per job here, so that most jobs are in flight at the kill.
-    stack.sandbox.configure(lifecycle=SLOW_LIFECYCLE, seed=11)
+    stack.sandbox.configure(lifecycle=lifecycle or SLOW_LIFECYCLE, seed=11)
     if first_sentinel_down:
         cluster.sentinels[0].stop()
         stack.note("first Sentinel of REDIS_URL stopped before the workers start")
-    stack.worker("w1")
-    stack.worker("w2")
-    stack.beat(SWEEP_INTERVAL="5")
+    stack.worker("w1", pool=pool)
+    stack.worker("w2", pool=pool)
+    if with_beat:
+        stack.beat(SWEEP_INTERVAL="5")
     ids = stack.enqueue(jobs, "failover")
     watch = SwitchWatch(cluster.sentinels[-1].port, ids)
     watch.start()
@@ -198,11 +203,12 @@ def sentinel_failover(
         cluster.by_port(state["old"]).start()
         state["restarted"] = time.time()
     fig = stack.measure(
-        "sentinel_failover",
+        scenario,
         "Redis master SIGKILLed (Sentinel: 3 Sentinels, quorum 2, down-after 1 s), started "
         f"again {restart_after:g} s after the switch"
         + ("; the first Sentinel of REDIS_URL down from the start" if first_sentinel_down else ""),
-        f"{jobs} jobs, 2 workers x 2 processes, beat, {len(cluster.data) - 1} replicas",
+        f"{jobs} jobs, 2 workers x 2 {'threads' if pool == 'threads' else 'processes'}"
+        f"{', beat' if with_beat else ', no beat'}, {len(cluster.data) - 1} replicas",
         ids,
         wall,
     )
@@ -211,7 +217,8 @@ def sentinel_failover(
     f = out.failover
     out.notes += [
         f"switch {f['switch_seconds']} s after the kill; first job completed "
-        f"{f['recovery_seconds']} s after the kill",
+        f"{f['recovery_seconds']} s after the kill; last {f['last_done_after_switch']} s after "
+        "the switch",
         f"replication lag at the kill: replicas behind by {f['replica_bytes_behind']} bytes; "
         f"records the new master lacked {f['records_lost']}, held older {f['records_stale']}; "
         f"jobs without a record at the end (sent again) {f['records_missing']}",
@@ -242,6 +249,8 @@ def _failover_figures(
     done = [float(x) for x in (r.hget(f"{PREFIX}:job:{j}", "completed_at") for j in ids) if x]
     r.close()
     later = [t for t in done if killed and t > killed]
+    switched = watch.at
+    all_done = len(done) == len(ids)
     role = "?"
     if state.get("old"):
         old = redis.Redis(port=state["old"], decode_responses=True)
@@ -253,6 +262,9 @@ def _failover_figures(
     return {
         "switch_seconds": round(watch.at - killed, 1) if watch.at and killed else None,
         "recovery_seconds": round(min(later) - killed, 1) if later and killed else None,
+        "last_done_after_switch": (
+            round(max(later) - switched, 1) if later and switched and all_done else None
+        ),
         "replica_bytes_behind": state.get("behind"),
         "records_lost": len(lost),
         "records_stale": len(stale),
