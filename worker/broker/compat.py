@@ -24,6 +24,7 @@ from datetime import datetime
 from time import monotonic
 from typing import Any
 
+from celery.worker import state as worker_state
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
@@ -194,6 +195,11 @@ class KombuQoS(kombu_redis.QoS):
         it to the unacked hash)."""
         virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
 
+    def ack_in_memory(self, delivery_tag: Any) -> None:
+        """Forget an acknowledged message in this process only (kombu's Redis QoS would also
+        remove it from the unacked hash)."""
+        virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
+
     @property
     def delivered(self) -> dict[Any, Any]:
         """Tag -> message: kombu's record of the messages this process holds unacked."""
@@ -285,6 +291,19 @@ class KombuSentinelChannel(kombu_redis.SentinelChannel):
 
 
 # -- Celery's request --------------------------------------------------------------------------
+
+
+def running_tags() -> set[str]:
+    """The delivery tags of the requests this worker process still runs or will run: Celery's
+    ``celery.worker.state`` sets of active and reserved requests (after a lost connection
+    Celery drops the reserved and scheduled ones that had not started, and keeps the rest)."""
+    tags: set[str] = set()
+    requests = (*tuple(worker_state.active_requests), *tuple(worker_state.reserved_requests))
+    for request in requests:
+        tag = getattr(getattr(request, "message", None), "delivery_tag", None)
+        if isinstance(tag, str):
+            tags.add(tag)
+    return tags
 
 
 def end_chain(request: Any) -> None:

@@ -24,6 +24,16 @@ back to kombu's BRPOP.
 kombu's private hooks (``_put``, ``_brpop_start``, ``_brpop_read``, ``qos._delivered``, ...)
 are reached through worker/broker/compat.py, under public names.
 
+A lost connection. When its connection is lost Celery restarts the consumer: it drops the
+tasks it had reserved and the countdown tasks it was waiting on (celery/worker/consumer
+``on_close``), keeps running those that started, and consumes again on a new channel. Redis still
+lists every dropped message as unacked and held by this consumer, whose heartbeat is fresh: before,
+nothing returned them before the visibility timeout. Now the new channel, before its first fetch,
+returns every tag of its held set that this process no longer runs (worker/lua/release_held.lua,
+then kombu's ``restore_by_tag``, a WATCHed transaction: once, whoever else restores). A task still
+running acks or rejects through a channel that is still connected (or, with none, on the next
+reconnect), not through its torn-down one; restoring at channel close leaves running tasks alone.
+
 Poison. kombu parses a popped message in the worker's event loop; a body that is not JSON (or
 JSON of the wrong shape) raises out of it and Celery stops the worker with "Unrecoverable
 error": any process able to LPUSH to a queue could stop every worker. Such a message is dropped
@@ -39,6 +49,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from queue import Empty
@@ -49,7 +60,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.json import loads
 from redis.exceptions import NoScriptError
 
-from worker.broker.compat import KombuChannel, KombuQoS
+from worker.broker.compat import KombuChannel, KombuQoS, running_tags
 from worker.lua import source
 
 logger = logging.getLogger(__name__)
@@ -64,6 +75,23 @@ FETCH_SCRIPT = source("reliable_fetch")
 FETCH_SHA = hashlib.sha1(FETCH_SCRIPT.encode()).hexdigest()
 
 _FETCH, _WAIT = "fetch", "wait"
+
+# worker/lua/release_held.lua: take what this consumer no longer holds out of its held set.
+RELEASE_SCRIPT = source("release_held")
+
+#: This process's channels of this transport (a late ack finds a connected one here).
+_CHANNELS: weakref.WeakSet[Channel] = weakref.WeakSet()
+#: Acks (False) and requeues (True) of tasks that ended while no channel was connected; applied
+#: by the next channel before it fetches.
+_PENDING: dict[str, bool] = {}
+_PENDING_LOCK = threading.Lock()
+
+
+def _connected_channel(but: Any = None) -> Channel | None:
+    for channel in list(_CHANNELS):
+        if channel is not but and channel.connected():
+            return channel
+    return None
 
 
 @functools.cache
@@ -103,18 +131,30 @@ class QoS(KombuQoS):
 
     def ack(self, delivery_tag: Any) -> None:
         # A late ack of a message delivered on a channel whose connection was lost: kombu 5.7
-        # raises AttributeError and Celery stops the worker. The message stays unacked and is
-        # redelivered after the visibility timeout; our tasks are idempotent.
+        # raises AttributeError there and Celery stops the worker. It goes through a connected
+        # channel instead (the same Redis keys), or waits for the next one.
         if self._torn_down():
-            logger.warning("ack after a lost connection skipped; redelivered later")
+            self._settle_elsewhere(delivery_tag, requeue=False)
             return
         super().ack(delivery_tag)  # type: ignore[no-untyped-call]
 
     def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
         if self._torn_down():
-            logger.warning("reject after a lost connection skipped; redelivered later")
+            self._settle_elsewhere(delivery_tag, requeue=requeue)
             return
         super().reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
+
+    def _settle_elsewhere(self, delivery_tag: Any, requeue: bool) -> None:
+        self.ack_in_memory(delivery_tag)
+        live = _connected_channel(but=self.channel)
+        if live is not None:
+            try:
+                live.settle(str(delivery_tag), requeue)
+                return
+            except live.connection_errors as exc:
+                logger.warning("late %s deferred: %s", "requeue" if requeue else "ack", exc)
+        with _PENDING_LOCK:
+            _PENDING[str(delivery_tag)] = requeue
 
     def restore_unacked(self, client: Any = None) -> None:
         if self._torn_down():
@@ -122,11 +162,15 @@ class QoS(KombuQoS):
         # Called when a channel closes. After a lost connection Celery closes the channel of a
         # connection that is already torn down, and kombu 5.7 raises AttributeError ("'NoneType'
         # object has no attribute 'hostname'") out of here: Celery then stops the worker with
-        # "Unrecoverable error". A message
-        # not restored here stays in the unacked hash and comes back after the visibility
-        # timeout, which is the normal path for a crashed worker's messages anyway.
+        # "Unrecoverable error". A message not restored here is returned by the next channel
+        # before it fetches (Channel.release_dropped). Tasks still running are not restored:
+        # they ack when they end (a restore would run them twice at once).
+        running = running_tags()
         try:
-            super().restore_unacked(client)  # type: ignore[no-untyped-call]
+            with self.channel.conn_or_acquire(client) as conn:
+                for tag in [t for t in self.delivered if t not in running]:
+                    self.restore_by_tag(tag, client=conn)  # type: ignore[no-untyped-call]
+                    self.delivered.pop(tag, None)
         except Exception as exc:
             logger.warning(
                 "could not restore unacked messages on a lost connection (%s); they come back "
@@ -163,6 +207,52 @@ class Channel(KombuChannel):
         self._pause_until = 0.0
         self._reliable = bool(self.reliable_fetch) and bool(self.ack_emulation)
         self._thread_clients = threading.local()
+        self._released = False
+        _CHANNELS.add(self)
+
+    def connected(self) -> bool:
+        """Open, and its connection not torn down (a client can be made on it)."""
+        transport = self.connection
+        return (
+            not self.closed
+            and transport is not None
+            and getattr(transport, "client", None) is not None
+        )
+
+    def settle(self, tag: str, requeue: bool) -> None:
+        """Ack (forget) or requeue a message another channel of this process delivered."""
+        with self.conn_or_acquire() as client:
+            if requeue:
+                self.qos.restore_by_tag(tag, client=client, leftmost=True)
+            else:
+                self.qos.remove_from_indices(tag, client.pipeline()).execute()
+
+    def release_dropped(self) -> int:
+        """Return to their queues the messages this consumer is listed as holding but no
+        longer holds (dropped by Celery when its last connection was lost); returns how
+        many. Run once per channel, before its first fetch."""
+        with _PENDING_LOCK:
+            pending = dict(_PENDING)
+        for tag, requeue in pending.items():
+            self.settle(tag, requeue)
+            with _PENDING_LOCK:
+                _PENDING.pop(tag, None)
+        keep = running_tags() | set(self.qos.delivered)
+        for channel in list(_CHANNELS):
+            if channel is not self and channel.connected():
+                keep |= {str(t) for t in channel.qos.delivered}
+        with self.conn_or_acquire() as client:
+            held = self._key(held_key(self.unacked_key))
+            tags = [_text(t) for t in client.eval(RELEASE_SCRIPT, 1, held, *sorted(keep))]
+            for tag in tags:
+                # At the head of its queue, as a dead worker's (it waited longest).
+                self.qos.restore_by_tag(tag, client=client, leftmost=True)
+        self._released = True
+        if tags:
+            logger.warning(
+                "returned %d message(s) dropped when the connection to Redis was lost", len(tags)
+            )
+        return len(tags)
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -182,6 +272,8 @@ class Channel(KombuChannel):
     # -- sending ---------------------------------------------------------------------------
 
     def fetch_start(self, timeout: Any = None) -> None:
+        if not self._released:
+            self.release_dropped()  # a Redis error here is the consumer's connection error
         if not self._reliable:
             super().fetch_start(timeout)
             return
