@@ -26,6 +26,8 @@ ORDER = [
     "object_store",
     "poison",
     "sentinel_failover",
+    "sentinel_failover_no_beat_prefork",
+    "sentinel_failover_no_beat_threads",
 ]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos import failover, fetchwindow, scenarios
-from tests.support.harness import Figures, Stack, write_figures
+from tests.support.harness import DEFAULT_ENV, Figures, Stack, write_figures
 from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.chaos
@@ -24,6 +24,7 @@ FIGURES = ROOT / "docs" / "reliability" / "chaos.json"
 FETCH_FIGURES = ROOT / "docs" / "reliability" / "fetchwindow.json"
 # The longest a stranded message waits: VISIBILITY_TIMEOUT (133 s) plus kombu's restore sweep.
 TIMEOUT = 420
+FOUR_SECONDS = {"mode": "duration", "base_seconds": 4.0, "per_word_seconds": 0.0, "jitter": 0.25}
 
 
 @pytest.fixture()
@@ -156,6 +157,27 @@ def test_sentinel_failover(tmp_path: Path) -> None:
     assert fig.succeeded == JOBS, fig.failure_codes
     assert fig.failover["switch_seconds"] is not None, fig.events
     assert fig.failover["old_master_role"] == "slave", fig.failover
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_sentinel_failover_without_beat(tmp_path: Path, pool: str) -> None:
+    """The issue's run: the default settings (VISIBILITY_TIMEOUT 900 s), no beat, two workers,
+    40 jobs of about 4 s, the master SIGKILLed 4 s in, back as a replica 10 s after the switch.
+    Every job must succeed within 30 s of the switch: what a consumer dropped when its
+    connection was lost is returned when it reconnects (worker/broker/reliable_redis.py)."""
+    stack, cluster = failover.sentinel_stack(tmp_path, replicas=1, env=DEFAULT_ENV)
+    try:
+        fig = failover.sentinel_failover(
+            stack, cluster, 40, at=4.0, timeout=TIMEOUT, restart_after=10.0, with_beat=False,
+            pool=pool, scenario=f"sentinel_failover_no_beat_{pool}", lifecycle=FOUR_SECONDS,
+        )  # fmt: skip
+    finally:
+        stack.stop()
+    check(fig)
+    assert fig.succeeded == fig.jobs, fig.failure_codes
+    last = fig.failover["last_done_after_switch"]
+    assert last is not None and last <= 30, fig.notes
 
 
 @pytest.mark.timeout(900)
