@@ -174,6 +174,11 @@ def test_sentinel_failover_without_beat(tmp_path: Path, pool: str) -> None:
         )  # fmt: skip
     finally:
         stack.stop()
+    fig.notes.append(
+        "settings: the defaults (VISIBILITY_TIMEOUT 900, HEARTBEAT_TIMEOUT 20, POLL_* 2/30/900, "
+        "TASK_TIME_LIMIT 300), AKOOL_RATE_LIMIT 100 and AKOOL_RATE_BURST 20 (the load's pace); "
+        f"processes: 2 workers -P {pool} -c 2, no beat, 1 replica, 3 Sentinels"
+    )
     check(fig)
     assert fig.succeeded == fig.jobs, fig.failure_codes
     last = fig.failover["last_done_after_switch"]
