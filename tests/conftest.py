@@ -25,9 +25,7 @@ from tests.support.redis import RedisServer
 # The suite runs in parallel on a small machine (make test: pytest -n 4): Hypothesis's timing
 # checks (a slow example, slow input generation) then fail on the machine's load, not on the
 # property. Every property and example count stays as each test sets it.
-settings.register_profile(
-    "suite", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
-)
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
 
 if TYPE_CHECKING:
