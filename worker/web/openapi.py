@@ -12,6 +12,7 @@ from typing import Any
 from worker import __version__
 from worker.akool.speech import APIS
 from worker.jobs import EventKind, JobState
+from worker.web.jsonerrors import ErrorCode
 
 JSON = "application/json"
 
@@ -64,10 +65,15 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "error": {
                 "type": "object",
-                "required": ["message"],
+                "required": ["code", "message"],
                 "properties": {
+                    "code": {
+                        "enum": [c.value for c in ErrorCode],
+                        "description": "what went wrong, for a program to branch on: "
+                        + "; ".join(f"`{c.value}` ({c.status}) {c.description}" for c in ErrorCode),
+                    },
+                    "message": {"type": "string", "description": "for a person; may change"},
                     "field": {"type": "string", "description": "the part of the request at fault"},
-                    "message": {"type": "string"},
                 },
             }
         },
@@ -429,7 +435,8 @@ DOCUMENT: dict[str, Any] = {
         "version": __version__,
         "description": (
             "Text to speech through Akool's Audio API: enqueue jobs, follow, cancel and retry "
-            "them. Errors are {'error': {'field', 'message'}}; bodies are at most 64 KB."
+            "them. Errors are {'error': {'code', 'message', 'field'}} (code from one list, "
+            "the Error schema); bodies are at most 64 KB."
         ),
     },
     "servers": [{"url": "/"}],
