@@ -21,7 +21,7 @@ from worker.jobs import Job, JobConflict, JobNotFound, JobState
 from worker.jobs.record import WrongState
 from worker.jobs.request import InvalidRequest, is_job_id
 from worker.pipeline import result_summary
-from worker.web import intake, openapi
+from worker.web import follow, intake, openapi
 from worker.web.deps import Deps, deps
 from worker.web.jsonerrors import ApiError, ErrorCode
 
@@ -193,8 +193,8 @@ def get_job(job_id: str) -> Response:
     if job_id.endswith(_ACTIONS):
         raise MethodNotAllowed(valid_methods=["POST"])
     d = deps()
-    job = _job_or_404(d, job_id)
-    return _json(
+    job = follow.held(d, _job_or_404(d, job_id))  # ?wait=N
+    return follow.conditional(
         {
             "job": detail(d, job),
             "request": job.request,

@@ -300,9 +300,72 @@ PATHS: dict[str, Any] = {
     },
     "/v1/jobs/{job_id}": {
         "get": {
-            "summary": "A job: its summary, request and timeline",
-            "parameters": [_JOB_ID],
-            "responses": {"200": _answer("the job", "JobDetail"), **_errors(400, 404)},
+            "summary": "A job: its summary, request and timeline (wait=N holds it until the job "
+            "is final or N seconds pass)",
+            "parameters": [
+                _JOB_ID,
+                {
+                    "name": "wait",
+                    "in": "query",
+                    "description": "hold the answer until the job is final, at most this long",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+                },
+                {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    **_answer("the job", "JobDetail"),
+                    "headers": {"ETag": {"schema": {"type": "string"}}},
+                },
+                "304": {
+                    "description": "unchanged since the ETag given in If-None-Match",
+                    "headers": {"ETag": {"schema": {"type": "string"}}},
+                },
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/v1/jobs/{job_id}/events": {
+        "get": {
+            "summary": "The job's timeline as Server-Sent Events, as it is written, ending after "
+            "the event that ends the job; Last-Event-ID resumes",
+            "parameters": [
+                _JOB_ID,
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "one event per timeline event: id (its index), data (the "
+                    "event as JSON, see Event)",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/v1/jobs/{job_id}/audio": {
+        "get": {
+            "summary": "The job's result: a local file (Range supported) or a 307 to a fresh "
+            "link to the object",
+            "parameters": [
+                _JOB_ID,
+                {"name": "Range", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "the audio",
+                    "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "206": {
+                    "description": "the range asked for",
+                    "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "307": {
+                    "description": "on object storage: a link signed for DOWNLOAD_URL_TTL s",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                },
+                **_errors(400, 404, 409, 503),
+            },
         }
     },
     "/v1/jobs/{job_id}/cancel": {
