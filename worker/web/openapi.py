@@ -94,7 +94,11 @@ SCHEMAS: dict[str, Any] = {
             "input_text": {"type": "string", "description": "1 to AKOOL_MAX_WORDS words"},
             "voice_id": {"type": "string"},
             "voice_url": {"type": "string", "format": "uri", "description": "clone only"},
-            "rate": {"type": "string", "pattern": "^[0-9]{1,3}%$", "default": "100%"},
+            "rate": {
+                "type": "string",
+                "pattern": "^[0-9]{1,3}%$",
+                "description": "v3 only; 100% when omitted",
+            },
             "job_id": {
                 "type": "string",
                 "description": "idempotency key; a uuid4 hex when omitted",
@@ -491,6 +495,58 @@ PATHS: dict[str, Any] = {
     },
 }
 
+#: One operationId per operation, for generated clients (a route without one fails a test).
+OPERATION_IDS: dict[tuple[str, str], str] = {
+    ("/v1/jobs", "post"): "createJob",
+    ("/v1/jobs", "get"): "listJobs",
+    ("/v1/jobs/{job_id}", "get"): "getJob",
+    ("/v1/jobs/{job_id}/events", "get"): "streamJobEvents",
+    ("/v1/jobs/{job_id}/audio", "get"): "getJobAudio",
+    ("/v1/jobs/{job_id}/cancel", "post"): "cancelJob",
+    ("/v1/jobs/{job_id}/retry", "post"): "retryJob",
+    ("/v1/voices", "get"): "listVoices",
+    ("/v1/stats", "get"): "getStats",
+    ("/v1/schedules", "get"): "listSchedules",
+    ("/v1/schedules", "post"): "createSchedule",
+    ("/v1/schedules/{name}", "get"): "getSchedule",
+    ("/v1/schedules/{name}", "delete"): "deleteSchedule",
+    ("/v1/openapi.json", "get"): "getOpenApiDocument",
+    ("/metrics", "get"): "getMetrics",
+    ("/healthz", "get"): "getHealth",
+    ("/akool/webhook", "post"): "receiveAkoolWebhook",
+}
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+
+
+def _complete(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with what every operation shares: its operationId; on every operation, 421 (a
+    Host the service does not answer to); on those behind the token, 401 and 429 (too many
+    wrong tokens, with Retry-After); on every POST, 413 and 415; Location on a 202 of a job."""
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            op["operationId"] = OPERATION_IDS[(path, method)]
+            answers = op["responses"]
+            answers.setdefault("421", _answer("this service does not answer to that Host"))
+            if op.get("security") != []:
+                answers.setdefault("401", _answer("no valid Bearer token"))
+                answers.setdefault(
+                    "429", {**_answer("too many wrong tokens"), "headers": _RETRY_AFTER}
+                )
+            if method == "post" and path != "/akool/webhook":
+                answers.setdefault("413", _answer("the body is larger than 64 KB"))
+                answers.setdefault("415", _answer("the body is not sent as application/json"))
+            if method == "post" and path != "/akool/webhook":
+                answers.setdefault(
+                    "403", _answer("a cross-site write, or a session's without CSRF")
+                )
+            if (path, method) == ("/v1/jobs", "post"):
+                for status in ("200", "202"):
+                    answers[status]["headers"] = {
+                        "Location": {"schema": {"type": "string"}, "description": "the job's URL"}
+                    }
+    return paths
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -514,7 +570,7 @@ DOCUMENT: dict[str, Any] = {
         },
         "schemas": SCHEMAS,
     },
-    "paths": PATHS,
+    "paths": _complete(PATHS),
 }
 
 
