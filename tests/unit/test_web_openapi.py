@@ -4,6 +4,7 @@ without documenting it fails here."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -113,3 +114,14 @@ def test_the_document_is_valid_openapi_31_and_rate_has_no_default() -> None:
 
     validate(DOC)
     assert "default" not in DOC["components"]["schemas"]["JobRequest"]["properties"]["rate"]
+
+
+def test_the_notify_url_post_is_a_webhook_with_its_signature_headers() -> None:
+    from worker.egress import notify
+
+    hook = DOC["webhooks"]["jobFinished"]["post"]
+    headers = {p["name"]: p for p in hook["parameters"] if p["in"] == "header"}
+    source = Path(notify.__file__).read_text()
+    for name in headers:
+        assert name in source  # the headers the notifier really sends
+    assert re.fullmatch(headers["X-Akool-Audio-Signature"]["schema"]["pattern"], "v1=" + "a" * 64)

@@ -571,6 +571,34 @@ DOCUMENT: dict[str, Any] = {
         "schemas": SCHEMAS,
     },
     "paths": _complete(PATHS),
+    "webhooks": {
+        "jobFinished": {
+            "post": {
+                "operationId": "jobFinished",
+                "summary": "POSTed to a job's notify_url when it ends (README, 'Notifications'); "
+                "retried on network errors, 5xx, 408 and 429 up to NOTIFY_MAX_ATTEMPTS",
+                "parameters": [
+                    {
+                        "name": "X-Akool-Audio-Timestamp",
+                        "in": "header",
+                        "required": True,
+                        "description": "unix seconds",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                    {
+                        "name": "X-Akool-Audio-Signature",
+                        "in": "header",
+                        "required": True,
+                        "description": "v1=<hex HMAC-SHA256 of '{timestamp}.{body}' with "
+                        "NOTIFY_SECRET>; check it with worker.egress.notify.verify",
+                        "schema": {"type": "string", "pattern": "^v1=[0-9a-f]{64}$"},
+                    },
+                ],
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Summary")}}},
+                "responses": {"2XX": {"description": "received; anything else is retried"}},
+            }
+        }
+    },
 }
 
 
