@@ -32,6 +32,7 @@ from worker import pipeline as steps
 from worker.jobs import ErrorCode, Job, JobState
 from worker.pipeline.schedule import Later
 from worker.services import Services, build
+from worker.web.app import create_app
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -336,3 +337,31 @@ def test_the_sweeper_never_fails_a_job_that_waits_for_the_store(
     svc.jobs.set_fields(job_id, sweeps=10)
     later = time.time() + 3600
     assert sweeper.decide(svc.jobs, job_id, later, 120, 420) is sweeper.Action.DOWNLOAD
+
+
+def test_the_api_answers_a_result_on_s3_with_a_fresh_link(
+    stack: tuple[CeleryWorker, Celery],
+    s3: S3Client,
+    sb: SandboxServer,
+    redis_url: str,
+    moto_url: str,
+) -> None:
+    # Given a job whose result is on S3
+    _, caller = stack
+    job_id, result = send(caller, "create")
+    summary = result.get(timeout=60)
+    assert summary["state"] == "succeeded", summary
+    token = "s3-audio-token-0123456789"
+    web = create_app(
+        store_settings(redis_url, sb, moto_url, API_TOKENS=token, DOWNLOAD_URL_TTL="600")
+    ).test_client()
+    # When its audio is asked for through the API, with the token and without
+    got = web.get(f"/v1/jobs/{job_id}/audio", headers={"Authorization": f"Bearer {token}"})
+    refused = web.get(f"/v1/jobs/{job_id}/audio")
+    # Then it is a 307 to a freshly signed link that serves the stored bytes
+    assert got.status_code == 307 and got.headers["Cache-Control"] == "no-store"
+    link = got.headers["Location"]
+    assert "X-Amz-Signature=" in link and "X-Amz-Expires=600" in link
+    body = requests.get(link, timeout=10).content
+    assert hashlib.sha256(body).hexdigest() == summary["sha256"]
+    assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "unauthorized"

@@ -124,6 +124,7 @@ def test_every_route_asks_for_a_token_and_only_health_and_webhook_are_open(
             assert got.status == 401, (method, path, token, got.raw)
             assert got.headers["WWW-Authenticate"] == "Bearer"
             assert got.error["message"].startswith("a valid API token is required")
+            assert got.error["code"] == "unauthorized"
         for token in (TOKEN, SECOND):
             got = c.call(method, path, token=token)
             # The voice cache is empty yet: 503, which says so (see the voices test).
@@ -186,7 +187,8 @@ def test_the_same_request_again_is_answered_from_the_record_and_another_is_a_con
     after = post_job(stack, input_text=text, job_id="http-same")
     assert after.status == 200 and after.json["state"] == "succeeded"
     other = post_job(stack, input_text="Something else.", job_id="http-same")
-    assert other.status == 409 and other.error["field"] == "job_id"
+    assert other.status == 409 and other.error["code"] == "job_id_conflict"
+    assert other.error["field"] == "job_id"
     doc = job_of(stack, "http-same")
     assert [e["type"] for e in doc["timeline"]].count("accepted") == 1
     assert sb.stats()["creates_by_text"][text] == 1
@@ -254,7 +256,7 @@ def test_cancel_then_retry_through_the_api(stack: Stack, sb: SandboxServer) -> N
     doc = until_final(stack, "http-cancel")
     assert doc["job"]["state"] == "cancelled" and doc["job"]["error"]["code"] == "cancelled"
     again = c.post("/v1/jobs/http-cancel/cancel")
-    assert again.status == 409 and again.error["message"]
+    assert again.status == 409 and again.error["code"] == "not_cancellable"
 
     sb.configure(lifecycle={"mode": "immediate"})
     retried = c.post("/v1/jobs/http-cancel/retry")
@@ -268,6 +270,7 @@ def test_cancel_then_retry_through_the_api(stack: Stack, sb: SandboxServer) -> N
     assert "retried" in types
     refused = c.post("/v1/jobs/http-cancel/retry")
     assert refused.status == 409 and "succeeded" in refused.error["message"]
+    assert refused.error["code"] == "not_retryable"
 
 
 def test_the_log_has_one_line_per_request_and_never_a_token_or_a_query(stack: Stack) -> None:

@@ -21,6 +21,7 @@ from tests.support.procs import ROOT, Proc, worker_env
 from tests.support.redis import RedisServer
 from tests.support.services import BIN
 from worker.devstack.localredis import free_port
+from worker.web.jsonerrors import ErrorCode
 
 TOKEN = "web-server-token-0123456789"
 MakeWeb = Callable[[], tuple[Proc, int]]
@@ -166,7 +167,9 @@ def test_a_chunked_body_over_64_kb_gets_413_in_json(port: int) -> None:
     )
     assert status == 413
     assert headers["content-type"] == "application/json"
-    assert json.loads(raw) == {"error": {"message": "the body is larger than 64 KB"}}
+    assert json.loads(raw) == {
+        "error": {"code": "too_large", "message": "the body is larger than 64 KB"}
+    }
 
 
 def test_a_chunked_body_under_64_kb_still_reaches_the_api(port: int) -> None:
@@ -212,6 +215,7 @@ def test_the_servers_own_refusals_are_json(port: int, request_bytes: bytes, stat
     assert headers["x-content-type-options"] == "nosniff"
     doc = json.loads(raw)
     assert set(doc) == {"error"} and doc["error"]["message"]
+    assert ErrorCode(doc["error"]["code"]).status == status  # one of the documented list
     assert b"aaaa" not in raw and b"GARBAGE" not in raw  # nothing sent is echoed
 
 

@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from worker.web.jsonerrors import ErrorCode
+
+CODES = frozenset(c.value for c in ErrorCode)
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -23,10 +27,14 @@ class Reply:
 
     @property
     def error(self) -> dict[str, Any]:
-        """The ``error`` object of an error answer (fails the test when there is none)."""
+        """The ``error`` object of an error answer (fails the test when there is none, or when
+        its ``code`` is not one of the documented list or not one for this status)."""
         doc = self.json
         assert isinstance(doc, dict) and isinstance(doc.get("error"), dict), self.raw[:300]
         assert isinstance(doc["error"].get("message"), str) and doc["error"]["message"]
+        code = doc["error"].get("code")
+        assert code in CODES, self.raw[:300]
+        assert ErrorCode(code).status == self.status, (code, self.status)
         return dict(doc["error"])
 
 

@@ -329,6 +329,7 @@ def test_the_routes(client: FlaskClient, app: Celery) -> None:
     assert again.status_code == 409
     assert again.json == {
         "error": {
+            "code": "conflict",
             "field": "name",
             "message": "a schedule named 'news' exists already (source api); remove it first "
             "or pick another name",
@@ -343,7 +344,9 @@ def test_the_routes(client: FlaskClient, app: Celery) -> None:
     assert client.get("/v1/schedules/news").status_code == 404
     missing = client.delete("/v1/schedules/news")
     assert missing.status_code == 404
-    assert missing.json == {"error": {"field": "name", "message": "no schedule named 'news'"}}
+    assert missing.json == {
+        "error": {"code": "not_found", "field": "name", "message": "no schedule named 'news'"}
+    }
 
 
 @pytest.mark.parametrize(
@@ -398,7 +401,12 @@ def test_celery_only_options_are_refused_over_http_as_post_v1_jobs_refuses_them(
 def test_a_body_that_is_not_sent_as_json_is_refused(client: FlaskClient, app: Celery) -> None:
     got = client.post("/v1/schedules", data=json.dumps(spec()), content_type="text/plain")
     assert got.status_code == 415
-    assert got.json == {"error": {"message": "send JSON with Content-Type: application/json"}}
+    assert got.json == {
+        "error": {
+            "code": "unsupported_media_type",
+            "message": "send JSON with Content-Type: application/json",
+        }
+    }
     assert schedules.list_all(app) == []
 
 

@@ -52,7 +52,12 @@ def test_an_error_answer_is_whole_json_and_closes_the_connection() -> None:
     assert lines[0] == "HTTP/1.1 431 Request Header Fields Too Large"
     assert {"Connection: close", "Content-Type: application/json",
             f"Content-Length: {len(body)}"} <= set(lines)  # fmt: skip
-    assert json.loads(body) == {"error": {"message": "too many header fields, or one too large"}}
+    assert json.loads(body) == {
+        "error": {
+            "code": "headers_too_large",
+            "message": "too many header fields, or one too large",
+        }
+    }
 
 
 def test_the_limit_is_the_apps() -> None:

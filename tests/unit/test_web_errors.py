@@ -12,6 +12,7 @@ from flask import Flask
 
 from config.settings import Settings
 from worker.web.app import create_app
+from worker.web.jsonerrors import ErrorCode
 
 TOKEN = "errors-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -44,7 +45,7 @@ def test_an_unexpected_error_is_a_bare_500_with_the_detail_only_in_the_log(
     app.testing = False  # as served: the error handler answers instead of re-raising
     got = app.test_client().get("/v1/boom", headers=AUTH)
     assert got.status_code == 500
-    assert got.get_json() == {"error": {"message": "internal error"}}
+    assert got.get_json() == {"error": {"code": "internal", "message": "internal error"}}
     assert "secret detail" in caplog.text
 
 
@@ -52,7 +53,9 @@ def test_a_lost_redis_is_503(app: Flask, caplog: pytest.LogCaptureFixture) -> No
     caplog.set_level(logging.ERROR)
     got = app.test_client().get("/v1/lost", headers=AUTH)
     assert got.status_code == 503
-    assert got.get_json() == {"error": {"message": "cannot reach Redis; try again"}}
+    assert got.get_json() == {
+        "error": {"code": "unavailable", "message": "cannot reach Redis; try again"}
+    }
     assert "10.0.0.9" not in got.get_data(as_text=True)
 
 
@@ -72,6 +75,7 @@ def test_routing_errors_are_json(
     got = app.test_client().open(path, method=method, headers=AUTH)
     assert got.status_code == status
     assert set(got.get_json()) == {"error"} and got.get_json()["error"]["message"]
+    assert ErrorCode(got.get_json()["error"]["code"]).status == status
     assert got.headers.get("Allow") == allow
 
 
@@ -81,7 +85,9 @@ def test_a_body_over_64_kb_is_413_and_never_read(app: Flask) -> None:
         "/v1/jobs", data=big, headers={**AUTH, "Content-Type": "application/json"}
     )
     assert got.status_code == 413
-    assert got.get_json() == {"error": {"message": "the body is larger than 64 KB"}}
+    assert got.get_json() == {
+        "error": {"code": "too_large", "message": "the body is larger than 64 KB"}
+    }
 
 
 def test_the_webhook_keeps_its_own_answers(app: Flask) -> None:

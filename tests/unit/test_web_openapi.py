@@ -4,6 +4,7 @@ without documenting it fails here."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -91,3 +92,36 @@ def test_the_request_schema_lists_exactly_the_fields_the_api_accepts() -> None:
 def test_the_document_is_a_copy() -> None:
     openapi.document()["paths"].clear()
     assert openapi.document()["paths"]
+
+
+def test_every_operation_has_its_own_operation_id_and_the_shared_answers() -> None:
+    ids = [op["operationId"] for ops in DOC["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-z][A-Za-z]+", i) for i in ids)
+    for path, ops in DOC["paths"].items():
+        for method, op in ops.items():
+            codes = set(op["responses"])
+            assert "421" in codes, (path, method)
+            if op.get("security") != []:
+                assert {"401", "429"} <= codes, (path, method)
+                assert "Retry-After" in op["responses"]["429"]["headers"]
+    created = DOC["paths"]["/v1/jobs"]["post"]["responses"]
+    assert "Location" in created["202"]["headers"] and "Location" in created["200"]["headers"]
+    assert {"403", "413", "415"} <= set(created)
+
+
+def test_the_document_is_valid_openapi_31_and_rate_has_no_default() -> None:
+    from openapi_spec_validator import validate
+
+    validate(DOC)
+    assert "default" not in DOC["components"]["schemas"]["JobRequest"]["properties"]["rate"]
+
+
+def test_the_notify_url_post_is_a_webhook_with_its_signature_headers() -> None:
+    from worker.egress import notify
+
+    hook = DOC["webhooks"]["jobFinished"]["post"]
+    headers = {p["name"]: p for p in hook["parameters"] if p["in"] == "header"}
+    source = Path(notify.__file__).read_text()
+    for name in headers:
+        assert name in source  # the headers the notifier really sends
+    assert re.fullmatch(headers["X-Akool-Audio-Signature"]["schema"]["pattern"], "v1=" + "a" * 64)

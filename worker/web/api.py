@@ -1,5 +1,5 @@
 """The ``/v1`` jobs API: thin views over :mod:`worker.web.intake`, the job store and
-``tasks.control``. Every answer is JSON; errors are ``{"error": {"field", "message"}}``
+``tasks.control``. Every answer is JSON; errors are ``{"error": {"code", "message", "field"}}``
 (:mod:`worker.web.jsonerrors`). The token check is the app's (:mod:`worker.web.bearer`).
 """
 
@@ -21,9 +21,9 @@ from worker.jobs import Job, JobConflict, JobNotFound, JobState
 from worker.jobs.record import WrongState
 from worker.jobs.request import InvalidRequest, is_job_id
 from worker.pipeline import result_summary
-from worker.web import intake, openapi
+from worker.web import follow, intake, openapi
 from worker.web.deps import Deps, deps
-from worker.web.jsonerrors import ApiError
+from worker.web.jsonerrors import ApiError, ErrorCode
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -45,6 +45,7 @@ LIST_PARAMS = ("state", "q", "limit", "cursor")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 _CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}\Z")
 _ACTIONS = ("/cancel", "/retry")
+WRONG_STATE = {"cancel": ErrorCode.NOT_CANCELLABLE, "retry": ErrorCode.NOT_RETRYABLE}
 
 
 def _bad(field: str, message: str) -> NoReturn:
@@ -141,7 +142,7 @@ def create_job() -> Response:
     except InvalidRequest as exc:
         raise ApiError(400, str(exc), exc.field) from None
     except JobConflict as exc:
-        raise ApiError(409, str(exc), "job_id") from None
+        raise ApiError(409, str(exc), "job_id", code=ErrorCode.JOB_ID_CONFLICT) from None
     doc: dict[str, Any] = {
         "job_id": got.job_id,
         "state": got.state.value,
@@ -192,8 +193,8 @@ def get_job(job_id: str) -> Response:
     if job_id.endswith(_ACTIONS):
         raise MethodNotAllowed(valid_methods=["POST"])
     d = deps()
-    job = _job_or_404(d, job_id)
-    return _json(
+    job = follow.held(d, _job_or_404(d, job_id))  # ?wait=N
+    return follow.conditional(
         {
             "job": detail(d, job),
             "request": job.request,
@@ -229,7 +230,7 @@ def _operate(job_id: str, verb: str, operation: Callable[[str], tuple[Job, str]]
     except JobNotFound:
         raise ApiError(404, f"no job {job_id!r}", "job_id") from None
     except WrongState as exc:
-        raise ApiError(409, str(exc)) from None
+        raise ApiError(409, str(exc), code=WRONG_STATE[verb]) from None
     except SettingsError as exc:
         raise ApiError(503, f"cannot {verb} here: {exc}") from None
     return _json({"job": _summary(d, after), "message": message}, 202)

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from worker.services import Services, services
 from worker.web import deps, metrics, stats
+from worker.web.jsonerrors import error_body
 from worker.web.stats import LiveWorkers, Sources, broker_app
 
 log = logging.getLogger(__name__)
@@ -72,4 +73,4 @@ def get_metrics() -> Response:
 @bp.errorhandler(redis.RedisError)
 def _redis_down(exc: redis.RedisError) -> tuple[Response, int]:
     log.warning("statistics unavailable: %s: %s", type(exc).__name__, exc)
-    return jsonify({"error": {"message": "Redis is unavailable; try again shortly"}}), 503
+    return jsonify(error_body(503, "Redis is unavailable; try again shortly")), 503

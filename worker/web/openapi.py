@@ -12,6 +12,7 @@ from typing import Any
 from worker import __version__
 from worker.akool.speech import APIS
 from worker.jobs import EventKind, JobState
+from worker.web.jsonerrors import ErrorCode
 
 JSON = "application/json"
 
@@ -64,10 +65,15 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "error": {
                 "type": "object",
-                "required": ["message"],
+                "required": ["code", "message"],
                 "properties": {
+                    "code": {
+                        "enum": [c.value for c in ErrorCode],
+                        "description": "what went wrong, for a program to branch on: "
+                        + "; ".join(f"`{c.value}` ({c.status}) {c.description}" for c in ErrorCode),
+                    },
+                    "message": {"type": "string", "description": "for a person; may change"},
                     "field": {"type": "string", "description": "the part of the request at fault"},
-                    "message": {"type": "string"},
                 },
             }
         },
@@ -88,7 +94,11 @@ SCHEMAS: dict[str, Any] = {
             "input_text": {"type": "string", "description": "1 to AKOOL_MAX_WORDS words"},
             "voice_id": {"type": "string"},
             "voice_url": {"type": "string", "format": "uri", "description": "clone only"},
-            "rate": {"type": "string", "pattern": "^[0-9]{1,3}%$", "default": "100%"},
+            "rate": {
+                "type": "string",
+                "pattern": "^[0-9]{1,3}%$",
+                "description": "v3 only; 100% when omitted",
+            },
             "job_id": {
                 "type": "string",
                 "description": "idempotency key; a uuid4 hex when omitted",
@@ -294,9 +304,72 @@ PATHS: dict[str, Any] = {
     },
     "/v1/jobs/{job_id}": {
         "get": {
-            "summary": "A job: its summary, request and timeline",
-            "parameters": [_JOB_ID],
-            "responses": {"200": _answer("the job", "JobDetail"), **_errors(400, 404)},
+            "summary": "A job: its summary, request and timeline (wait=N holds it until the job "
+            "is final or N seconds pass)",
+            "parameters": [
+                _JOB_ID,
+                {
+                    "name": "wait",
+                    "in": "query",
+                    "description": "hold the answer until the job is final, at most this long",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+                },
+                {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    **_answer("the job", "JobDetail"),
+                    "headers": {"ETag": {"schema": {"type": "string"}}},
+                },
+                "304": {
+                    "description": "unchanged since the ETag given in If-None-Match",
+                    "headers": {"ETag": {"schema": {"type": "string"}}},
+                },
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/v1/jobs/{job_id}/events": {
+        "get": {
+            "summary": "The job's timeline as Server-Sent Events, as it is written, ending after "
+            "the event that ends the job; Last-Event-ID resumes",
+            "parameters": [
+                _JOB_ID,
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "one event per timeline event: id (its index), data (the "
+                    "event as JSON, see Event)",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/v1/jobs/{job_id}/audio": {
+        "get": {
+            "summary": "The job's result: a local file (Range supported) or a 307 to a fresh "
+            "link to the object",
+            "parameters": [
+                _JOB_ID,
+                {"name": "Range", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "the audio",
+                    "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "206": {
+                    "description": "the range asked for",
+                    "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "307": {
+                    "description": "on object storage: a link signed for DOWNLOAD_URL_TTL s",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                },
+                **_errors(400, 404, 409, 503),
+            },
         }
     },
     "/v1/jobs/{job_id}/cancel": {
@@ -422,6 +495,58 @@ PATHS: dict[str, Any] = {
     },
 }
 
+#: One operationId per operation, for generated clients (a route without one fails a test).
+OPERATION_IDS: dict[tuple[str, str], str] = {
+    ("/v1/jobs", "post"): "createJob",
+    ("/v1/jobs", "get"): "listJobs",
+    ("/v1/jobs/{job_id}", "get"): "getJob",
+    ("/v1/jobs/{job_id}/events", "get"): "streamJobEvents",
+    ("/v1/jobs/{job_id}/audio", "get"): "getJobAudio",
+    ("/v1/jobs/{job_id}/cancel", "post"): "cancelJob",
+    ("/v1/jobs/{job_id}/retry", "post"): "retryJob",
+    ("/v1/voices", "get"): "listVoices",
+    ("/v1/stats", "get"): "getStats",
+    ("/v1/schedules", "get"): "listSchedules",
+    ("/v1/schedules", "post"): "createSchedule",
+    ("/v1/schedules/{name}", "get"): "getSchedule",
+    ("/v1/schedules/{name}", "delete"): "deleteSchedule",
+    ("/v1/openapi.json", "get"): "getOpenApiDocument",
+    ("/metrics", "get"): "getMetrics",
+    ("/healthz", "get"): "getHealth",
+    ("/akool/webhook", "post"): "receiveAkoolWebhook",
+}
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+
+
+def _complete(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with what every operation shares: its operationId; on every operation, 421 (a
+    Host the service does not answer to); on those behind the token, 401 and 429 (too many
+    wrong tokens, with Retry-After); on every POST, 413 and 415; Location on a 202 of a job."""
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            op["operationId"] = OPERATION_IDS[(path, method)]
+            answers = op["responses"]
+            answers.setdefault("421", _answer("this service does not answer to that Host"))
+            if op.get("security") != []:
+                answers.setdefault("401", _answer("no valid Bearer token"))
+                answers.setdefault(
+                    "429", {**_answer("too many wrong tokens"), "headers": _RETRY_AFTER}
+                )
+            if method == "post" and path != "/akool/webhook":
+                answers.setdefault("413", _answer("the body is larger than 64 KB"))
+                answers.setdefault("415", _answer("the body is not sent as application/json"))
+            if method == "post" and path != "/akool/webhook":
+                answers.setdefault(
+                    "403", _answer("a cross-site write, or a session's without CSRF")
+                )
+            if (path, method) == ("/v1/jobs", "post"):
+                for status in ("200", "202"):
+                    answers[status]["headers"] = {
+                        "Location": {"schema": {"type": "string"}, "description": "the job's URL"}
+                    }
+    return paths
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -429,7 +554,8 @@ DOCUMENT: dict[str, Any] = {
         "version": __version__,
         "description": (
             "Text to speech through Akool's Audio API: enqueue jobs, follow, cancel and retry "
-            "them. Errors are {'error': {'field', 'message'}}; bodies are at most 64 KB."
+            "them. Errors are {'error': {'code', 'message', 'field'}} (code from one list, "
+            "the Error schema); bodies are at most 64 KB."
         ),
     },
     "servers": [{"url": "/"}],
@@ -444,7 +570,35 @@ DOCUMENT: dict[str, Any] = {
         },
         "schemas": SCHEMAS,
     },
-    "paths": PATHS,
+    "paths": _complete(PATHS),
+    "webhooks": {
+        "jobFinished": {
+            "post": {
+                "operationId": "jobFinished",
+                "summary": "POSTed to a job's notify_url when it ends (README, 'Notifications'); "
+                "retried on network errors, 5xx, 408 and 429 up to NOTIFY_MAX_ATTEMPTS",
+                "parameters": [
+                    {
+                        "name": "X-Akool-Audio-Timestamp",
+                        "in": "header",
+                        "required": True,
+                        "description": "unix seconds",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                    {
+                        "name": "X-Akool-Audio-Signature",
+                        "in": "header",
+                        "required": True,
+                        "description": "v1=<hex HMAC-SHA256 of '{timestamp}.{body}' with "
+                        "NOTIFY_SECRET>; check it with worker.egress.notify.verify",
+                        "schema": {"type": "string", "pattern": "^v1=[0-9a-f]{64}$"},
+                    },
+                ],
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Summary")}}},
+                "responses": {"2XX": {"description": "received; anything else is retried"}},
+            }
+        }
+    },
 }
 
 

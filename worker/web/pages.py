@@ -52,6 +52,7 @@ from worker.pipeline.manual import NO_AKOOL_CANCEL
 from worker.storage.local import LocalStore
 from worker.web import api, observe, page_fleet, page_format, stats
 from worker.web.deps import Deps, deps
+from worker.web.jsonerrors import error_body
 from worker.web.session import (
     COOKIE,
     CSRF_FIELD,
@@ -172,7 +173,7 @@ def _page_error(status: int, message: str) -> Response:
 
 
 def _json_error(status: int, message: str) -> Response:
-    response = jsonify({"error": {"message": message}})
+    response = jsonify(error_body(status, message))
     response.status_code = status
     return response
 

@@ -52,6 +52,7 @@ from gunicorn.http.errors import (
 from gunicorn.workers.ggevent import GeventWorker
 
 from config.settings import Settings
+from worker.web.jsonerrors import ErrorCode, error_body
 
 MAX_BODY = 64 * 1024  # the app's limit too (worker/web/app.py)
 BODY_SECONDS = 30  # a whole body of at most 64 KB: 2 KB/s at least
@@ -112,8 +113,10 @@ def refusal(exc: BaseException) -> tuple[int, str] | None:
 
 
 def error_bytes(status: int, message: str) -> bytes:
-    """A whole HTTP/1.1 answer that closes the connection, its body ``{"error": {"message"}}``."""
-    body = json.dumps({"error": {"message": message}}).encode()
+    """A whole HTTP/1.1 answer that closes the connection, its body ``{"error": {"code",
+    "message"}}`` (a 400 here is always ``malformed_request``)."""
+    code = ErrorCode.MALFORMED_REQUEST if status == 400 else None
+    body = json.dumps(error_body(status, message, code=code)).encode()
     head = (
         f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
         "Connection: close\r\n"
