@@ -60,6 +60,15 @@ VOICE_OPTIONS = (
     "volume",
 )
 AUDIO_SETTING = ("format", "sample_rate", "bitrate", "channel")
+#: The documented range of each number of ``voice_options`` (the OpenAPI document reads these).
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "speed": (0.7, 1.2),
+    "stability": (0.0, 1.0),
+    "similarity_boost": (0.0, 1.0),
+    "style": (0.0, 1.0),
+}
+VOLUME_RANGE = (0, 100)
+CLONE_PROMPT_MAX = 2000
 #: The models (1-4 of "Akool Multilingual N") that support each option, from the TTS table.
 MODELS_OF: dict[str, frozenset[int]] = {
     "voice_options.stability": frozenset({1}),
@@ -131,11 +140,9 @@ def _mapping(field: str, value: Any, known: tuple[str, ...]) -> dict[str, Any]:
 def validate_voice_options(options: Any) -> dict[str, Any]:
     """``voice_options`` of a tts request, each with its documented range."""
     opts = _mapping("voice_options", options, VOICE_OPTIONS)
-    if "speed" in opts:
-        _number("voice_options.speed", opts["speed"], 0.7, 1.2)
-    for name in ("stability", "similarity_boost", "style"):
+    for name, (low, high) in NUMBER_RANGES.items():
         if name in opts:
-            _number(f"voice_options.{name}", opts[name], 0.0, 1.0)
+            _number(f"voice_options.{name}", opts[name], low, high)
     if "speaker_boost" in opts and not isinstance(opts["speaker_boost"], bool):
         shown = f"{opts['speaker_boost']!r:.40}"
         raise ValidationError("voice_options.speaker_boost", f"must be true or false, got {shown}")
@@ -143,9 +150,11 @@ def validate_voice_options(options: Any) -> dict[str, Any]:
         _one_of("voice_options.emotion", opts["emotion"], EMOTIONS)
     if "volume" in opts:
         volume = opts["volume"]
-        if isinstance(volume, bool) or not isinstance(volume, int) or not 0 <= volume <= 100:
+        low, high = VOLUME_RANGE
+        if isinstance(volume, bool) or not isinstance(volume, int) or not low <= volume <= high:
             raise ValidationError(
-                "voice_options.volume", f"must be an integer from 0 to 100, got {volume!r:.40}"
+                "voice_options.volume",
+                f"must be an integer from {low} to {high}, got {volume!r:.40}",
             )
     return opts
 
@@ -208,9 +217,11 @@ def validate_clone_options(options: Any) -> dict[str, Any]:
         except ValidationError as exc:
             raise ValidationError("voice_options.language", exc.args[1]) from None
     if "clone_prompt" in opts and (
-        not isinstance(opts["clone_prompt"], str) or len(opts["clone_prompt"]) > 2000
+        not isinstance(opts["clone_prompt"], str) or len(opts["clone_prompt"]) > CLONE_PROMPT_MAX
     ):
-        raise ValidationError("voice_options.clone_prompt", "must be a string of 2000 at most")
+        raise ValidationError(
+            "voice_options.clone_prompt", f"must be a string of {CLONE_PROMPT_MAX} at most"
+        )
     return opts
 
 

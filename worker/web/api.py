@@ -255,4 +255,4 @@ def voices() -> Response:
 
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
-    return _json(openapi.document())
+    return _json(openapi.document(deps().settings))

@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from config.settings import Settings
 from worker import __version__
+from worker.akool.requestschema import JOB_ID_PATTERN, request_schemas
 from worker.akool.speech import APIS
 from worker.jobs import EventKind, JobState
 from worker.web.jsonerrors import ErrorCode
@@ -43,7 +45,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 _NULL_STR = {"type": ["string", "null"]}
 _NULL_NUM = {"type": ["number", "null"]}
 _STATE: dict[str, Any] = {"enum": [s.value for s in JobState]}
-_JOB_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_JOB_ID_PATTERN = JOB_ID_PATTERN
 _JOB_ID: dict[str, Any] = {
     "name": "job_id",
     "in": "path",
@@ -76,53 +78,6 @@ SCHEMAS: dict[str, Any] = {
                     "field": {"type": "string", "description": "the part of the request at fault"},
                 },
             }
-        },
-    },
-    "JobRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["kind", "input_text"],
-        "description": (
-            "The kwargs of audio.create / audio.clone plus kind; unknown fields are refused. "
-            "create needs voice_id; clone needs voice_url or voice_id (v4: source_voice_file, "
-            "the same sample, or voice_id). api picks Akool's API (AKOOL_API_VERSION when "
-            "omitted); the v4 fields need api v4, and rate is v3 only. notify_task and "
-            "notify_queue are for Celery callers only and are refused here."
-        ),
-        "properties": {
-            "kind": {"enum": ["create", "clone"]},
-            "input_text": {"type": "string", "description": "1 to AKOOL_MAX_WORDS words"},
-            "voice_id": {"type": "string"},
-            "voice_url": {"type": "string", "format": "uri", "description": "clone only"},
-            "rate": {
-                "type": "string",
-                "pattern": "^[0-9]{1,3}%$",
-                "description": "v3 only; 100% when omitted",
-            },
-            "job_id": {
-                "type": "string",
-                "description": "idempotency key; a uuid4 hex when omitted",
-                "pattern": _JOB_ID_PATTERN,
-            },
-            "notify_url": {"type": "string", "format": "uri"},
-            "api": {"enum": list(APIS), "description": "default AKOOL_API_VERSION"},
-            "voice_options": {
-                "type": "object",
-                "description": "v4: speed 0.7-1.2, stability, similarity_boost, style (0-1), "
-                "speaker_boost, emotion, volume (0-100)",
-            },
-            "language_code": {"type": "string", "description": "v4: ISO 639, e.g. zh"},
-            "extra_options": {
-                "type": "object",
-                "description": "v4: {audio_setting: {format, sample_rate, bitrate, channel}}",
-            },
-            "source_voice_file": {
-                "type": "string",
-                "format": "uri",
-                "description": "v4 clone: the sample to clone a voice from",
-            },
-            "voice_model_name": {"type": "string", "description": "v4 clone: its model"},
-            "clone_options": {"type": "object", "description": "v4 clone: its voice_options"},
         },
     },
     "Accepted": {
@@ -602,6 +557,13 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
-def document() -> dict[str, Any]:
-    """A copy of the document (callers may change theirs)."""
-    return copy.deepcopy(DOCUMENT)
+def document(settings: Settings | None = None) -> dict[str, Any]:
+    """A copy of the document (callers may change theirs), its request schemas for
+    ``settings`` (the API a request without ``api`` gets, the plan, the word limit; the
+    defaults without)."""
+    doc = copy.deepcopy(DOCUMENT)
+    # Without settings, their defaults (a dataclass's class attributes).
+    given: Any = settings if settings is not None else Settings
+    default_api, plan, words = given.akool_api_version, given.akool_plan, given.akool_max_words
+    doc["components"]["schemas"].update(request_schemas(default_api, plan, words))
+    return doc
