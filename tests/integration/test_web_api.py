@@ -270,6 +270,44 @@ def test_cancel_then_retry_through_the_api(stack: Stack, sb: SandboxServer) -> N
     assert refused.status == 409 and "succeeded" in refused.error["message"]
 
 
+def test_cancel_and_retry_refuse_a_stale_expected_attempt(stack: Stack, sb: SandboxServer) -> None:
+    # Given a failed job at attempt 1, retried once by a caller that saw attempt 1
+    c = stack.client
+    sb.configure(
+        lifecycle={"mode": "immediate"},
+        faults=[{"endpoint": "create", "kind": "status_4", "times": 2}],
+    )
+    assert post_job(stack, job_id="http-stale").status == 202
+    assert until_final(stack, "http-stale")["job"]["state"] == "failed"
+    first = c.post("/v1/jobs/http-stale/retry", {"expected_attempt": 1})
+    assert first.status == 202 and first.json["job"]["attempt"] == 2, first.raw
+    doc = until_final(stack, "http-stale")
+    assert doc["job"]["state"] == "failed" and doc["job"]["attempt"] == 2
+    submissions = sb.stats()["submissions"]
+
+    # When another caller, still seeing attempt 1, retries (body) or cancels (query)
+    stale = c.post("/v1/jobs/http-stale/retry", {"expected_attempt": 1})
+    stale_cancel = c.post("/v1/jobs/http-stale/cancel?expected_attempt=1")
+
+    # Then both are 409 stale_attempt and nothing changed or was sent
+    for refused in (stale, stale_cancel):
+        assert refused.status == 409, refused.raw
+        assert refused.error["code"] == "stale_attempt"
+        assert refused.error["field"] == "expected_attempt"
+        assert "attempt 2, not 1" in refused.error["message"]
+    after = job_of(stack, "http-stale")
+    assert after["job"]["attempt"] == 2 and after["job"]["state"] == "failed"
+    assert [e["type"] for e in after["timeline"]].count("retried") == 1
+    assert sb.stats()["submissions"] == submissions  # nothing sent to Akool
+    bad = c.post("/v1/jobs/http-stale/retry", {"expected_attempt": "two"})
+    assert bad.status == 400 and bad.error["field"] == "expected_attempt"
+    unknown = c.post("/v1/jobs/http-stale/retry", {"attempt": 2})
+    assert unknown.status == 400 and unknown.error["field"] == "attempt"
+    # The attempt it is at: done.
+    again = c.post("/v1/jobs/http-stale/retry?expected_attempt=2")
+    assert again.status == 202 and again.json["job"]["attempt"] == 3, again.raw
+
+
 def test_the_log_has_one_line_per_request_and_never_a_token_or_a_query(stack: Stack) -> None:
     stack.client.get("/v1/jobs?q=secret-query-value")
     stack.client.get("/v1/jobs", token="wrong-token-0123456789")

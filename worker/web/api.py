@@ -18,7 +18,7 @@ from werkzeug.routing import PathConverter
 from config.settings import SettingsError
 from tasks import control
 from worker.jobs import Job, JobConflict, JobNotFound, JobState
-from worker.jobs.record import WrongState
+from worker.jobs.record import StaleAttempt, WrongState
 from worker.jobs.request import InvalidRequest, is_job_id
 from worker.pipeline import result_summary
 from worker.web import intake, openapi
@@ -202,10 +202,39 @@ def get_job(job_id: str) -> Response:
     )
 
 
+def expected_attempt() -> int | None:
+    """``expected_attempt`` from the query or a JSON body ``{"expected_attempt": N}`` (no body
+    at all is fine): the attempt the caller saw, so that a stale view acts on nothing."""
+    raw: Any = _one("expected_attempt")
+    unknown = sorted(k for k in request.args if k != "expected_attempt")
+    if unknown:
+        _bad(unknown[0][:60], "unknown parameter; use expected_attempt")
+    if request.get_data().strip():  # no body, or an empty one, says nothing
+        body = _body()
+        if not isinstance(body, dict):
+            _bad("body", "must be a JSON object")
+        extra = sorted(k for k in body if k != "expected_attempt")
+        if extra:
+            _bad(str(extra[0])[:60], "unknown field; use expected_attempt")
+        if "expected_attempt" in body:
+            if raw is not None:
+                _bad("expected_attempt", "give it once, in the query or the body")
+            raw = body["expected_attempt"]
+    if raw is None:
+        return None
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 6:
+        raw = int(raw)
+    if type(raw) is not int or not 1 <= raw <= 999_999:
+        _bad("expected_attempt", "must be a whole number from 1 (the job's attempt)")
+    return int(raw)
+
+
 @bp.post("/jobs/<anyid:job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
+    expected = expected_attempt()
+
     def cancel(job_id: str) -> tuple[Job, str]:
-        outcome = control.cancel_job(deps().services, job_id)
+        outcome = control.cancel_job(deps().services, job_id, expected)
         return outcome.job, outcome.message
 
     return _operate(job_id, "cancel", cancel)
@@ -213,8 +242,10 @@ def cancel_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<anyid:job_id>/retry")
 def retry_job(job_id: str) -> Response:
+    expected = expected_attempt()
+
     def retry(job_id: str) -> tuple[Job, str]:
-        again = control.retry_job(deps().services, job_id)
+        again = control.retry_job(deps().services, job_id, expected)
         return again, f"job {again.job_id} runs again as attempt {again.attempt}"
 
     return _operate(job_id, "retry", retry)
@@ -228,6 +259,9 @@ def _operate(job_id: str, verb: str, operation: Callable[[str], tuple[Job, str]]
         after, message = operation(job.job_id)
     except JobNotFound:
         raise ApiError(404, f"no job {job_id!r}", "job_id") from None
+    except StaleAttempt as exc:
+        stale = {"code": "stale_attempt", "message": str(exc), "field": "expected_attempt"}
+        return _json({"error": stale}, 409)  # until the error-code list (issue 24) exists
     except WrongState as exc:
         raise ApiError(409, str(exc)) from None
     except SettingsError as exc:
