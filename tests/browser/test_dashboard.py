@@ -324,8 +324,10 @@ def test_a_stale_tab_cannot_retry_an_attempt_another_tab_retried(page: Page, sta
     page.locator("#confirm-yes").click()
     expect(page).to_have_url(f"{stack.base}/jobs/{job_id}?done=retry")
     until(
-        lambda: stack.api.get(f"/v1/jobs/{job_id}").json["job"]["attempt"] == 2
-        and state_of(stack, job_id) == "failed",
+        lambda: (
+            stack.api.get(f"/v1/jobs/{job_id}").json["job"]["attempt"] == 2
+            and state_of(stack, job_id) == "failed"
+        ),
         60,
         "attempt 2 to fail",
     )

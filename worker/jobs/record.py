@@ -244,6 +244,9 @@ class Job:
             "api": self.api,
             # v4 reports what a job cost (null for v3, which reports nothing)
             "credits": self.credits if _reports_credits(self.api) else None,
+            # the caller's own pairs ({} when none) and the batch it came in (null when none)
+            "metadata": dict(self.request.get("metadata") or {}),
+            "batch_id": self.request.get("batch_id"),
         }
 
 

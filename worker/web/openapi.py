@@ -448,6 +448,39 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
+# -- issue 24: metadata, batch_id, expected_attempt (self-contained, to move as a block) ------
+
+METADATA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": 16,
+    "propertyNames": {"minLength": 1, "maxLength": 40},
+    "additionalProperties": {"type": "string", "maxLength": 500},
+    "description": "the caller's own string pairs (an order id, a tenant), returned in the "
+    "summary and every notification; never sent to Akool",
+}
+EXPECTED_ATTEMPT: dict[str, Any] = {
+    "name": "expected_attempt",
+    "in": "query",
+    "description": "the job's attempt as the caller saw it (or in the body); another: 409 "
+    "stale_attempt, nothing done",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def add_metadata(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
+    """``metadata`` in requests and summaries, ``batch_id`` in summaries, ``expected_attempt``
+    on cancel and retry."""
+    schemas["JobRequest"]["properties"]["metadata"] = METADATA
+    summary = schemas["Summary"]["properties"]
+    summary["metadata"] = {**METADATA, "description": "the request's metadata ({} when none)"}
+    summary["batch_id"] = {**_NULL_STR, "description": "the batch it was posted in"}
+    for action in ("cancel", "retry"):
+        paths[f"/v1/jobs/{{job_id}}/{action}"]["post"]["parameters"].append(EXPECTED_ATTEMPT)
+
+
+add_metadata(SCHEMAS, PATHS)
+
+
 def document() -> dict[str, Any]:
     """A copy of the document (callers may change theirs)."""
     return copy.deepcopy(DOCUMENT)
