@@ -168,3 +168,104 @@ def test_the_same_job_id_with_other_metadata_is_a_conflict(stack: Stack) -> None
     assert post(stack, "/v1/jobs", first).status == 200  # the same request: answered again
     other = post(stack, "/v1/jobs", {**first, "metadata": {"order_id": "2"}})
     assert other.status == 409 and other.error["field"] == "job_id"
+
+
+# -- batches -------------------------------------------------------------------------------
+
+
+def test_a_batch_answers_item_by_item_and_counts_its_jobs(stack: Stack) -> None:
+    # Given a batch of three jobs, one of them bad, with the batch's own metadata
+    bad = {**body(), "voice_id": None, "rate": "900%"}
+    got = post(
+        stack,
+        "/v1/batches",
+        {"jobs": [body(), bad, {**body(), "metadata": {"line": "3"}}], "metadata": {"t": "a"}},
+    )
+
+    # Then each item is answered in order; the bad one refuses only itself
+    assert got.status == 202, got.raw
+    batch_id = got.json["batch_id"]
+    first, second, third = got.json["jobs"]
+    assert first["state"] == "accepted" and third["state"] == "accepted"
+    assert second["error"]["field"] == "rate" and second["error"]["code"] == "invalid_field"
+    assert got.headers["Location"] == f"/v1/batches/{batch_id}"
+    for item in (first, third):
+        doc = until_final(stack, item["job_id"])
+        assert doc["job"]["batch_id"] == batch_id and doc["job"]["state"] == "succeeded"
+    assert job_of(stack, third["job_id"])["job"]["metadata"] == {"line": "3"}
+
+    # And the batch counts them, all ended, and lists them
+    seen = stack.client.get(f"/v1/batches/{batch_id}")
+    assert seen.status == 200, seen.raw
+    assert seen.json["total"] == 2 and seen.json["done"] is True
+    assert seen.json["counts"]["succeeded"] == 2 and seen.json["metadata"] == {"t": "a"}
+    listed = stack.client.get(f"/v1/jobs?batch={batch_id}")
+    assert listed.status == 200, listed.raw
+    assert {j["job_id"] for j in listed.json["jobs"]} == {first["job_id"], third["job_id"]}
+    assert stack.client.get("/v1/batches/no-such-batch").status == 404
+
+
+def test_the_same_batch_again_sends_nothing_twice_and_other_metadata_conflicts(
+    stack: Stack, sb: SandboxServer
+) -> None:
+    batch_id = f"b-{uuid.uuid4().hex[:8]}"
+    items = [{**body(), "job_id": f"{batch_id}-{i}"} for i in range(3)]
+    doc = {"batch_id": batch_id, "jobs": items, "metadata": {"t": "b"}}
+    assert post(stack, "/v1/batches", doc).status == 202
+    for item in items:
+        until_final(stack, item["job_id"])
+    submissions = sb.stats()["submissions"]
+    again = post(stack, "/v1/batches", doc)
+    assert again.status == 200, again.raw
+    assert [a["job_id"] for a in again.json["jobs"]] == [i["job_id"] for i in items]
+    assert sb.stats()["submissions"] == submissions
+    other = post(stack, "/v1/batches", {**doc, "metadata": {"t": "c"}})
+    assert other.status == 409 and other.error["field"] == "batch_id"
+    # A job of this batch posted in another batch is another request: a conflict, item alone.
+    moved = post(stack, "/v1/batches", {"jobs": [items[0], body()]})
+    assert moved.json["jobs"][0]["error"]["code"] == "job_id_conflict"
+    assert moved.json["jobs"][1]["state"] == "accepted"
+
+
+def test_the_list_of_a_batch_pages_with_a_cursor_bound_to_it(stack: Stack) -> None:
+    got = post(stack, "/v1/batches", {"jobs": [body() for _ in range(5)]})
+    assert got.status == 202, got.raw
+    batch_id = got.json["batch_id"]
+    ids = [j["job_id"] for j in got.json["jobs"]]
+    first = stack.client.get(f"/v1/jobs?batch={batch_id}&limit=3").json
+    rest = stack.client.get(f"/v1/jobs?batch={batch_id}&limit=3&cursor={first['next_cursor']}")
+    assert rest.status == 200, rest.raw
+    paged = [j["job_id"] for j in first["jobs"] + rest.json["jobs"]]
+    assert paged == list(reversed(ids)) and rest.json["next_cursor"] is None
+    other = stack.client.get(f"/v1/jobs?limit=3&cursor={first['next_cursor']}")
+    assert other.status == 400 and other.error["field"] == "cursor"
+    both = stack.client.get(f"/v1/jobs?batch={batch_id}&q=abc")
+    assert both.status == 400 and both.error["field"] == "batch"
+
+
+def test_cancel_a_batch(stack: Stack, sb: SandboxServer) -> None:
+    sb.configure(lifecycle={"mode": "duration", "base_seconds": 300, "jitter": 0})
+    got = post(stack, "/v1/batches", {"jobs": [body() for _ in range(3)]})
+    batch_id = got.json["batch_id"]
+    ids = [j["job_id"] for j in got.json["jobs"]]
+    until(
+        lambda: all(job_of(stack, i)["job"]["state"] == "submitted" for i in ids),
+        TIMEOUT,
+        "the batch's jobs to be submitted",
+    )
+    assert stack.client.get(f"/v1/batches/{batch_id}").json["done"] is False
+    cancelled = stack.client.post(f"/v1/batches/{batch_id}/cancel")
+    assert cancelled.status == 202 and cancelled.json["cancel_asked"] == 3, cancelled.raw
+    for job_id in ids:
+        assert until_final(stack, job_id)["job"]["state"] == "cancelled"
+    seen = stack.client.get(f"/v1/batches/{batch_id}").json
+    assert seen["done"] is True and seen["counts"]["cancelled"] == 3
+
+
+def test_a_batch_of_1000_jobs_fits_and_1001_is_refused(stack: Stack) -> None:
+    items = [{**body(), "input_text": "x" * 1500} for _ in range(1001)]
+    too_many = post(stack, "/v1/batches", {"jobs": items})
+    assert too_many.status == 400 and too_many.error["field"] == "jobs", too_many.raw[:300]
+    refused = post(stack, "/v1/batches", {"jobs": [{"kind": "create"}] * 1000})
+    assert refused.status == 202, refused.raw[:300]
+    assert all(a["error"]["field"] == "input_text" for a in refused.json["jobs"])

@@ -41,7 +41,7 @@ def _converters(state: BlueprintSetupState) -> None:
 
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-LIST_PARAMS = ("state", "q", "limit", "cursor")
+LIST_PARAMS = ("state", "q", "limit", "cursor", "batch")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 _CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}\Z")
 _ACTIONS = ("/cancel", "/retry")
@@ -164,7 +164,7 @@ def list_jobs() -> Response:
     unknown = sorted(k for k in request.args if k not in LIST_PARAMS)
     if unknown:
         _bad(unknown[0][:60], f"unknown parameter; use {', '.join(LIST_PARAMS)}")
-    state, prefix, raw_limit, cursor = (_one(p) for p in LIST_PARAMS)
+    state, prefix, raw_limit, cursor, batch = (_one(p) for p in LIST_PARAMS)
     states = [s.value for s in JobState]
     if state is not None and state not in states:
         _bad("state", f"must be one of {', '.join(states)}")
@@ -179,8 +179,10 @@ def list_jobs() -> Response:
             _bad("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
     if cursor is not None and not _CURSOR.match(cursor):
         _bad("cursor", "is not one this service gave out")
+    if batch is not None and not is_job_id(batch):
+        _bad("batch", "is not a batch id")
     try:
-        page = deps().jobs.page(state=state, prefix=prefix, limit=limit, cursor=cursor)
+        page = deps().jobs.page(state=state, prefix=prefix, limit=limit, cursor=cursor, batch=batch)
     except ValueError as exc:
         field = str(exc).split(" ", 1)[0]
         _bad(field if field in LIST_PARAMS else "cursor", str(exc))

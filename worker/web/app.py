@@ -31,7 +31,7 @@ MAX_BODY = 64 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Blueprints other modules add, registered when their module is there; each module's ``bp``
 # carries its own paths (under /v1 or /metrics, so the token check covers them).
-OPTIONAL_BLUEPRINTS = ("worker.web.observe", "worker.web.schedules_api")
+OPTIONAL_BLUEPRINTS = ("worker.web.observe", "worker.web.schedules_api", "worker.web.batches")
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 

@@ -478,7 +478,98 @@ def add_metadata(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
         paths[f"/v1/jobs/{{job_id}}/{action}"]["post"]["parameters"].append(EXPECTED_ATTEMPT)
 
 
+_BATCH_ID: dict[str, Any] = {**_JOB_ID, "name": "batch_id"}
+BATCH_SCHEMAS: dict[str, Any] = {
+    "BatchRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["jobs"],
+        "properties": {
+            "jobs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {}},
+            "metadata": METADATA,
+            "batch_id": {
+                "type": "string",
+                "pattern": _JOB_ID_PATTERN,
+                "description": "a uuid4 hex when omitted; the same batch again is answered "
+                "from the records",
+            },
+        },
+        "description": "jobs: bodies as POST /v1/jobs takes, each judged alone (body up to 2 MB)",
+    },
+    "BatchAccepted": {
+        "type": "object",
+        "properties": {
+            "batch_id": {"type": "string"},
+            "jobs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "job_id": {"type": "string"},
+                        "state": _STATE,
+                        "error": {"type": "object"},
+                    },
+                },
+                "description": "one per item, in order: {job_id, state} or {error}",
+            },
+            "links": {"type": "object"},
+        },
+    },
+    "Batch": {
+        "type": "object",
+        "properties": {
+            "batch_id": {"type": "string"},
+            "created_at": {"type": "number"},
+            "metadata": METADATA,
+            "total": {"type": "integer"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "expired": {"type": "integer"},
+            "done": {"type": "boolean", "description": "every job has ended"},
+            "cancel_asked": {"type": "integer", "description": "cancel only"},
+            "links": {"type": "object"},
+        },
+    },
+}
+BATCH_PATHS: dict[str, Any] = {
+    "/v1/batches": {
+        "post": {
+            "summary": "Post up to 1,000 jobs at once, answered item by item",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("BatchRequest")}}},
+            "responses": {
+                "202": _answer("the batch, each item's answer", "BatchAccepted"),
+                "200": _answer("this batch_id exists: answered again", "BatchAccepted"),
+                **_errors(400, 409, 413, 415),
+            },
+        }
+    },
+    "/v1/batches/{batch_id}": {
+        "get": {
+            "summary": "A batch: its jobs counted by state, and whether all ended",
+            "parameters": [_BATCH_ID],
+            "responses": {"200": _answer("the batch", "Batch"), **_errors(400, 404)},
+        }
+    },
+    "/v1/batches/{batch_id}/cancel": {
+        "post": {
+            "summary": "Cancel every job of the batch that has not ended",
+            "parameters": [_BATCH_ID],
+            "responses": {"202": _answer("asked", "Batch"), **_errors(400, 404)},
+        }
+    },
+}
+
+
+def add_batches(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
+    """``/v1/batches`` and ``GET /v1/jobs?batch=ID``."""
+    schemas.update(BATCH_SCHEMAS)
+    paths.update(BATCH_PATHS)
+    paths["/v1/jobs"]["get"]["parameters"].append(
+        {"name": "batch", "in": "query", "description": "a batch id", "schema": {"type": "string"}}
+    )
+
+
 add_metadata(SCHEMAS, PATHS)
+add_batches(SCHEMAS, PATHS)
 
 
 def document() -> dict[str, Any]:
