@@ -17,6 +17,10 @@ from werkzeug.routing import PathConverter
 
 from config.settings import SettingsError
 from tasks import control
+from worker.akool import AkoolClient
+from worker.akool.audiorequest import LEGACY_API
+from worker.akool.speech import speech_api
+from worker.fleet import voicecache
 from worker.jobs import Job, JobConflict, JobNotFound, JobState
 from worker.jobs.record import StaleAttempt, WrongState
 from worker.jobs.request import InvalidRequest, is_job_id
@@ -273,19 +277,34 @@ def _operate(job_id: str, verb: str, operation: Callable[[str], tuple[Job, str]]
 
 @bp.get("/voices")
 def voices() -> Response:
+    """``?api=v3|v4`` (v3 when omitted): that API's voices from the voice cache, which an
+    empty cache fills from Akool first when this service has Akool's credentials."""
+    unknown = sorted(k for k in request.args if k != "api")
+    if unknown:
+        _bad(unknown[0][:60], "unknown parameter; use api")
+    try:
+        api = speech_api(_one("api") or LEGACY_API).name
+    except ValueError as exc:
+        _bad("api", str(exc))
     d = deps()
     if not d.voices.enabled:
         raise ApiError(503, "the voice cache is off (VOICE_CACHE_TTL=0)")
-    cached = d.voices.load()
+    svc = d.services
+    client: Callable[[], AkoolClient] | None = lambda: svc.akool  # noqa: E731
+    try:
+        d.settings.require_credentials()
+    except SettingsError:
+        client = None
+    cached = voicecache.listed(d.voices, client, svc.limiter, api)
     if cached is None:
         raise ApiError(
             503,
-            "the voice cache is empty or stale: beat's maintenance.refresh_voices fills it "
-            "every VOICE_REFRESH_INTERVAL s (is beat running?); `celery -A worker call "
-            "maintenance.refresh_voices --queue audio` fills it now, and `akool-audio voices "
-            "--refresh` lists the voices straight from Akool",
+            f"the {api} voice cache is empty or stale and Akool could not fill it now: beat's "
+            "maintenance.refresh_voices fills it at start and every VOICE_REFRESH_INTERVAL s "
+            "(is beat running?); `akool-audio voices --refresh` lists the voices straight "
+            "from Akool",
         )
-    return _json({"voices": cached.voices, "age": round(cached.age, 3)})
+    return _json({"api": api, "voices": cached.voices, "age": round(cached.age, 3)})
 
 
 @bp.get("/openapi.json")

@@ -568,8 +568,17 @@ def add_batches(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
     )
 
 
+def add_voices_api(paths: dict[str, Any]) -> None:
+    """``GET /v1/voices?api=v3|v4``."""
+    paths["/v1/voices"]["get"]["parameters"] = [
+        {"name": "api", "in": "query", "schema": {"enum": list(APIS), "default": "v3"}}
+    ]
+    paths["/v1/voices"]["get"]["responses"].update(_errors(400, 503))
+
+
 add_metadata(SCHEMAS, PATHS)
 add_batches(SCHEMAS, PATHS)
+add_voices_api(PATHS)
 
 
 def document() -> dict[str, Any]:
