@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from worker import __version__
+from worker.akool.audiorequest import LEGACY_API
 from worker.akool.speech import APIS
 from worker.jobs import EventKind, JobState
 
@@ -571,7 +572,7 @@ def add_batches(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
 def add_voices_api(paths: dict[str, Any]) -> None:
     """``GET /v1/voices?api=v3|v4``."""
     paths["/v1/voices"]["get"]["parameters"] = [
-        {"name": "api", "in": "query", "schema": {"enum": list(APIS), "default": "v3"}}
+        {"name": "api", "in": "query", "schema": {"enum": list(APIS), "default": LEGACY_API}}
     ]
     paths["/v1/voices"]["get"]["responses"].update(_errors(400, 503))
 
