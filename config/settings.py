@@ -133,6 +133,10 @@ class Settings:
     web_allowed_hosts: tuple[str, ...] = ()
     web_trusted_proxies: tuple[str, ...] = ()
     auth_failure_limit: int = 10
+    # State-changing requests (POST/DELETE under /v1) per token per second, and the burst
+    # (worker/web/apirate.py); 0: no limit
+    api_rate_limit: float = 20.0
+    api_rate_burst: float = 40.0
     flower_url: str | None = None
     # Beat (RedBeat) and its schedules
     beat_max_loop_interval: float = 5.0
@@ -295,6 +299,10 @@ class Settings:
     def _check_web_edges(self) -> None:
         if self.auth_failure_limit < 0:
             raise SettingsError("AUTH_FAILURE_LIMIT must be 0 or more (0: no throttle)")
+        if self.api_rate_limit < 0:
+            raise SettingsError("API_RATE_LIMIT must be 0 or more (0: no limit)")
+        if self.api_rate_limit > 0 and self.api_rate_burst < 1:
+            raise SettingsError("API_RATE_BURST must be at least 1")
         for entry in self.web_trusted_proxies:
             try:
                 ipaddress.ip_network(entry, strict=False)

@@ -59,7 +59,7 @@ def _entry(task: Task, kind: str, kwargs: dict[str, Any]) -> Any:
 @app.task(name="audio.create", track_started=True, **OPTIONS)
 def create(self: Task, **kwargs: Any) -> Any:
     """audio.create(input_text, voice_id, rate="100%", job_id=None, notify_url=None,
-    notify_task=None, notify_queue="celery") -> the final job summary."""
+    notify_task=None, notify_queue="celery", metadata=None) -> the final job summary."""
     return _entry(self, "create", kwargs)
 
 

@@ -17,20 +17,22 @@ from worker.jobs import Job, JobState
 from worker.services import Services, services
 
 
-def cancel_job(svc: Services, job_id: str) -> pipeline.CancelOutcome:
+def cancel_job(
+    svc: Services, job_id: str, expected_attempt: int | None = None
+) -> pipeline.CancelOutcome:
     """Cancel a job; a job cancelled at once is finished now (published, notified with
     ``state: "cancelled"``, its entry task's result resolved). Raises JobNotFound or
-    WrongState."""
-    outcome = pipeline.cancel(svc, job_id)
+    WrongState (StaleAttempt when the job is no longer at ``expected_attempt``)."""
+    outcome = pipeline.cancel(svc, job_id, expected_attempt)
     if outcome.changed and outcome.job.state is JobState.CANCELLED:
         continuation(outcome.job, 0.0).apply_async()
     return outcome
 
 
-def retry_job(svc: Services, job_id: str) -> Job:
+def retry_job(svc: Services, job_id: str, expected_attempt: int | None = None) -> Job:
     """Run a failed or cancelled job again as attempt N+1 (submitted anew). Raises JobNotFound
-    or WrongState."""
-    job = pipeline.retry(svc, job_id)
+    or WrongState (StaleAttempt when the job is no longer at ``expected_attempt``)."""
+    job = pipeline.retry(svc, job_id, expected_attempt)
     continuation(job, 0.0).apply_async()
     return job
 

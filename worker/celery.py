@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import (
+    beat_init,
     before_task_publish,
     import_modules,
     task_received,
@@ -23,7 +24,7 @@ from celery.signals import (
 )
 
 from config.beat import beat_schedule
-from config.celeryconfig import LazyConfig, celery_config
+from config.celeryconfig import QUEUE_AUDIO, LazyConfig, celery_config
 from config.settings import SettingsError, get_settings
 from worker.broker.fleetloop import FleetLoop
 from worker.broker.redact import RedactingAMQP, RedactResultsFilter, on_task_received
@@ -64,6 +65,7 @@ task_received.connect(on_task_received, weak=False)
 before_task_publish.connect(counters.stamp_sent_at, weak=False)  # /v1/stats: oldest age
 worker_process_shutdown.connect(counters.flush_at_exit, weak=False)  # prefork skips atexit
 logging.getLogger("celery.app.trace").addFilter(RedactResultsFilter())
+log = logging.getLogger(__name__)
 # A wrong TLS CA or ACL password stops a worker, beat or Flower at start with the reason
 # (services.py): their loader imports the task modules first, before anything connects.
 import_modules.connect(check_redis_at_start, weak=False)
@@ -85,6 +87,16 @@ def _start_fleet_threads(**_: object) -> None:
 def _stop_fleet_threads(**_: object) -> None:
     while _fleet:
         _fleet.pop().stop()
+
+
+@beat_init.connect
+def _refresh_voices_at_start(**_: object) -> None:
+    """Fill the voice caches now, not an interval after a fresh start (/v1/voices, voice
+    checks); a standby beat sends one too, which costs one refresh."""
+    try:
+        app.send_task("maintenance.refresh_voices", queue=QUEUE_AUDIO)
+    except Exception as exc:  # a beat that cannot send now still runs its schedule
+        log.warning("could not send maintenance.refresh_voices at start: %s", type(exc).__name__)
 
 
 @worker_init.connect

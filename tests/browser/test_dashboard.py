@@ -306,6 +306,43 @@ def test_retry_a_failed_job(page: Page, stack: Stack) -> None:
     expect(page.locator("audio#player")).to_have_count(1)
 
 
+def test_a_stale_tab_cannot_retry_an_attempt_another_tab_retried(page: Page, stack: Stack) -> None:
+    # Given two tabs on one failed job, both offering "again as attempt 2"
+    stack.sandbox.configure(
+        lifecycle={"mode": "duration", "base_seconds": 1, "jitter": 0},
+        faults=[{"endpoint": "create", "kind": "status_4", "times": 2}],
+    )
+    job_id = post_job(stack, job_id=f"stale-{uuid.uuid4().hex[:6]}")
+    until_state(stack, job_id, "failed")
+    log_in(page, stack, f"/jobs/{job_id}")
+    tab_b = page.context.new_page()
+    tab_b.goto(f"{stack.base}/jobs/{job_id}")
+    expect(tab_b.locator("#retry")).to_be_visible()
+
+    # When tab A retries, and attempt 2 fails too
+    page.click("#retry")
+    page.locator("#confirm-yes").click()
+    expect(page).to_have_url(f"{stack.base}/jobs/{job_id}?done=retry")
+    until(
+        lambda: (
+            stack.api.get(f"/v1/jobs/{job_id}").json["job"]["attempt"] == 2
+            and state_of(stack, job_id) == "failed"
+        ),
+        60,
+        "attempt 2 to fail",
+    )
+
+    # Then tab B, still saying "again as attempt 2", is refused when it confirms
+    tab_b.click("#retry")
+    expect(tab_b.locator("#confirm-text")).to_contain_text("attempt 2")
+    tab_b.locator("#confirm-yes").click()
+    expect(tab_b.locator("#note")).to_contain_text("attempt 2")
+    expect(tab_b.locator("#note")).to_contain_text("Not done")
+    job = stack.api.get(f"/v1/jobs/{job_id}").json["job"]
+    assert job["attempt"] == 2 and job["state"] == "failed"  # no attempt 3, nothing sent
+    tab_b.close()
+
+
 def test_text_from_jobs_renders_as_text(page: Page, stack: Stack) -> None:
     stack.sandbox.configure(
         lifecycle={"mode": "immediate"},

@@ -105,6 +105,9 @@ ROUTES = [
     ("POST", "/v1/jobs/some-job/cancel"),
     ("POST", "/v1/jobs/some-job/retry"),
     ("GET", "/v1/voices"),
+    ("POST", "/v1/batches"),
+    ("GET", "/v1/batches/some-batch"),
+    ("POST", "/v1/batches/some-batch/cancel"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/stats"),
     ("GET", "/metrics"),
@@ -127,7 +130,7 @@ def test_every_route_asks_for_a_token_and_only_health_and_webhook_are_open(
             assert got.error["code"] == "unauthorized"
         for token in (TOKEN, SECOND):
             got = c.call(method, path, token=token)
-            # The voice cache is empty yet: 503, which says so (see the voices test).
+            # The voice cache may be empty yet: 503 if Akool could not fill it.
             expected_5xx = 503 if path == "/v1/voices" else None
             assert got.status != 401, (method, path, got.raw)
             assert got.status < 500 or got.status == expected_5xx, (method, path, got.raw)
@@ -226,12 +229,10 @@ def test_the_list_filters_searches_and_pages(stack: Stack, sb: SandboxServer) ->
     assert c.get("/v1/jobs?state=cancelling").json == {"jobs": [], "next_cursor": None}
 
 
-def test_voices_come_from_the_cache_that_beat_fills(
+def test_voices_come_from_the_cache_the_service_fills_on_a_miss(
     stack: Stack, caller: Celery, redis_server: RedisServer
 ) -> None:
-    empty = stack.client.get("/v1/voices")
-    assert empty.status == 503 and "maintenance.refresh_voices" in empty.error["message"]
-    caller.send_task("maintenance.refresh_voices", queue="audio").get(timeout=30)
+    # No beat here: the empty cache is filled from Akool on the first ask.
     got = stack.client.get("/v1/voices")
     assert got.status == 200, got.raw
     assert VOICE in {v["voice_id"] for v in got.json["voices"]} and got.json["age"] >= 0
@@ -271,6 +272,44 @@ def test_cancel_then_retry_through_the_api(stack: Stack, sb: SandboxServer) -> N
     refused = c.post("/v1/jobs/http-cancel/retry")
     assert refused.status == 409 and "succeeded" in refused.error["message"]
     assert refused.error["code"] == "not_retryable"
+
+
+def test_cancel_and_retry_refuse_a_stale_expected_attempt(stack: Stack, sb: SandboxServer) -> None:
+    # Given a failed job at attempt 1, retried once by a caller that saw attempt 1
+    c = stack.client
+    sb.configure(
+        lifecycle={"mode": "immediate"},
+        faults=[{"endpoint": "create", "kind": "status_4", "times": 2}],
+    )
+    assert post_job(stack, job_id="http-stale").status == 202
+    assert until_final(stack, "http-stale")["job"]["state"] == "failed"
+    first = c.post("/v1/jobs/http-stale/retry", {"expected_attempt": 1})
+    assert first.status == 202 and first.json["job"]["attempt"] == 2, first.raw
+    doc = until_final(stack, "http-stale")
+    assert doc["job"]["state"] == "failed" and doc["job"]["attempt"] == 2
+    submissions = sb.stats()["submissions"]
+
+    # When another caller, still seeing attempt 1, retries (body) or cancels (query)
+    stale = c.post("/v1/jobs/http-stale/retry", {"expected_attempt": 1})
+    stale_cancel = c.post("/v1/jobs/http-stale/cancel?expected_attempt=1")
+
+    # Then both are 409 stale_attempt and nothing changed or was sent
+    for refused in (stale, stale_cancel):
+        assert refused.status == 409, refused.raw
+        assert refused.error["code"] == "stale_attempt"
+        assert refused.error["field"] == "expected_attempt"
+        assert "attempt 2, not 1" in refused.error["message"]
+    after = job_of(stack, "http-stale")
+    assert after["job"]["attempt"] == 2 and after["job"]["state"] == "failed"
+    assert [e["type"] for e in after["timeline"]].count("retried") == 1
+    assert sb.stats()["submissions"] == submissions  # nothing sent to Akool
+    bad = c.post("/v1/jobs/http-stale/retry", {"expected_attempt": "two"})
+    assert bad.status == 400 and bad.error["field"] == "expected_attempt"
+    unknown = c.post("/v1/jobs/http-stale/retry", {"attempt": 2})
+    assert unknown.status == 400 and unknown.error["field"] == "attempt"
+    # The attempt it is at: done.
+    again = c.post("/v1/jobs/http-stale/retry?expected_attempt=2")
+    assert again.status == 202 and again.json["job"]["attempt"] == 3, again.raw
 
 
 def test_the_log_has_one_line_per_request_and_never_a_token_or_a_query(stack: Stack) -> None:

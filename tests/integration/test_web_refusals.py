@@ -40,7 +40,13 @@ def sb(make_module_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
 def env(
     redis_server: RedisServer, sb: SandboxServer, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    return worker_env(redis_server.url, sb.url, tmp_path_factory.mktemp("refusals") / "audio")
+    # Dozens of refusals in a second from one token: no API_RATE_LIMIT here (test_api_rate.py).
+    return worker_env(
+        redis_server.url,
+        sb.url,
+        tmp_path_factory.mktemp("refusals") / "audio",
+        {"API_RATE_LIMIT": "0"},
+    )
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,16 @@ Api = str
 LEGACY_API: Api = "v3"
 #: The kwargs of a request whatever its API; each API adds its own (``SpeechApi.fields``).
 COMMON = frozenset(
-    {"input_text", "voice_id", "job_id", "notify_url", "notify_task", "notify_queue", "api"}
+    {
+        "input_text",
+        "voice_id",
+        "job_id",
+        "notify_url",
+        "notify_task",
+        "notify_queue",
+        "api",
+        "metadata",
+    }
 )
 #: Fields a request of the legacy API never has: left out of its record, so such a job's
 #: fingerprint is the same as before VoiceLab existed (a job id sent again must not be a conflict).
@@ -51,11 +60,19 @@ class AudioRequest:
     extra_options: dict[str, Any] | None = None
     voice_model_name: str | None = None
     clone_options: dict[str, Any] | None = None
+    #: The caller's own string pairs, returned with the job; they never reach Akool.
+    metadata: dict[str, str] | None = None
+    #: The batch the job was posted in (``POST /v1/batches``), set by the batch, never a kwarg.
+    batch_id: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The request as stored in the job record (and compared for idempotency); a legacy
-        (v3) request's record has no ``api`` and no v4 field."""
+        (v3) request's record has no ``api`` and no v4 field, and a request without metadata
+        or batch has neither key (so older records keep their fingerprint)."""
         record = asdict(self)
+        for name in ("metadata", "batch_id"):
+            if record[name] is None:
+                record.pop(name)
         if self.api == LEGACY_API:
             for name in ("api", *_LEGACY_OMITS):
                 record.pop(name)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -162,6 +162,26 @@ def refresh(
     if failed is not None:
         raise failed
     return stored, 0.0
+
+
+def listed(
+    cache: VoiceCache,
+    client: Callable[[], AkoolClient] | None,
+    limiter: RateLimiter,
+    api: str = LEGACY_API,
+) -> Cached | None:
+    """``api``'s cached voices; on a miss, and when Akool may be called (``client`` makes the
+    client, None without credentials), one refresh of that API in line (at most once a minute
+    per fleet, shared with :func:`check_voice`), so a fresh deployment lists voices at once."""
+    cached = cache.load(api)
+    if cached is not None or client is None or not cache.may_refresh_on_miss(api):
+        return cached
+    try:
+        refresh(cache, client(), limiter, (api,))
+    except akool_errors.AkoolError as exc:
+        log.warning("could not list the %s voices on a miss: %s", api, exc)
+        return None
+    return cache.load(api)
 
 
 def check_voice(

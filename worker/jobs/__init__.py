@@ -9,6 +9,7 @@ from worker.jobs.record import (
     JobNotFound,
     JobState,
     NotifyState,
+    StaleAttempt,
     WrongState,
 )
 from worker.jobs.store import JobStore
@@ -22,5 +23,6 @@ __all__ = [
     "JobState",
     "JobStore",
     "NotifyState",
+    "StaleAttempt",
     "WrongState",
 ]

@@ -39,22 +39,27 @@ class Page:
 
 _NOT_OURS = "cursor is not one this service gave out"
 _OTHER_FILTER = (
-    "cursor belongs to another filter: page on with the same state and q as the page that gave "
-    "it, or start again without a cursor"
+    "cursor belongs to another filter: page on with the same state, q and batch as the page "
+    "that gave it, or start again without a cursor"
 )
 
 
-def _filter(state: str | None, prefix: str | None) -> list[str | None]:
-    return [state, prefix or None]
+def _filter(state: str | None, prefix: str | None, batch: str | None = None) -> list[str | None]:
+    # A batch joins the filter only when given, so cursors made before batches still work.
+    return [state, prefix or None] + ([batch] if batch else [])
 
 
-def _encode(doc: dict[str, Any], state: str | None, prefix: str | None) -> str:
+def _encode(
+    doc: dict[str, Any], state: str | None, prefix: str | None, batch: str | None = None
+) -> str:
     # The filter rides along, so a cursor given with another filter is refused, not followed.
-    raw = json.dumps({**doc, "f": _filter(state, prefix)}, separators=(",", ":")).encode()
+    raw = json.dumps({**doc, "f": _filter(state, prefix, batch)}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str, state: str | None, prefix: str | None) -> dict[str, Any]:
+def _decode(
+    cursor: str, state: str | None, prefix: str | None, batch: str | None = None
+) -> dict[str, Any]:
     """The cursor's fields, checked (anyone can send one); raises ValueError naming it."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -66,7 +71,7 @@ def _decode(cursor: str, state: str | None, prefix: str | None) -> dict[str, Any
     member = doc.get("m")
     if not isinstance(member, str) or not 0 < len(member) <= 128:
         raise ValueError(_NOT_OURS)
-    if doc.get("f") != _filter(state, prefix):
+    if doc.get("f") != _filter(state, prefix, batch):
         raise ValueError(_OTHER_FILTER)
     if not prefix:
         score = doc.get("s")
@@ -100,6 +105,10 @@ class Listing:
     def ids_key(self) -> str:
         return f"{self.prefix}ids"
 
+    def batch_key(self, batch_id: str) -> str:
+        """The index of one batch's jobs (worker/jobs/batchstore.py writes it)."""
+        return f"{self.prefix}batch:{batch_id}"
+
     def counts(self) -> dict[str, int]:
         pipe = self._r.pipeline(transaction=False)
         for state in JobState:
@@ -113,22 +122,62 @@ class Listing:
         prefix: str | None,
         limit: int,
         cursor: str | None,
+        batch: str | None = None,
     ) -> Page:
         if state is not None and state not in {s.value for s in JobState}:
             raise ValueError(f"state must be one of {', '.join(s.value for s in JobState)}")
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be 1 to {MAX_LIMIT}")
-        after = _decode(cursor, state, prefix) if cursor else None
+        if batch and prefix:
+            raise ValueError("batch and q cannot be given together")
+        after = _decode(cursor, state, prefix, batch) if cursor else None
         if prefix:
             jobs, nxt = self._by_prefix(hashes, prefix, state, limit, after)
+        elif batch:
+            jobs, nxt = self._in_batch(hashes, batch, state, limit, after)
         else:
             jobs, nxt = self._newest(hashes, state, limit, after)
-        return Page(jobs, None if nxt is None else _encode(nxt, state, prefix))
+        return Page(jobs, None if nxt is None else _encode(nxt, state, prefix, batch))
+
+    def _in_batch(
+        self,
+        hashes: Hashes,
+        batch: str,
+        state: str | None,
+        limit: int,
+        after: dict[str, Any] | None,
+    ) -> tuple[list[Job], dict[str, Any] | None]:
+        """A batch's jobs, newest first; with a state, at most PREFIX_SCAN ids are read for
+        one page (a whole batch) and filtered."""
+        if not state:
+            return self._newest(hashes, None, limit, after, self.batch_key(batch))
+        top: float | str = "(" + repr(float(after["s"])) if after else "+inf"
+        rows = cast(
+            list[tuple[str, float]],
+            self._r.zrevrangebyscore(
+                self.batch_key(batch), top, "-inf", 0, PREFIX_SCAN, withscores=True
+            ),
+        )
+        jobs: list[Job] = []
+        last: tuple[str, float] | None = None
+        for (member, score), job in zip(rows, hashes([m for m, _ in rows]), strict=True):
+            if job is not None and job.state.value == state:
+                jobs.append(job)
+            last = (member, score)
+            if len(jobs) == limit:
+                break
+        more = bool(rows) and (len(rows) == PREFIX_SCAN or last != rows[-1])
+        return jobs, ({"s": last[1], "m": last[0]} if more and last else None)
 
     def _newest(
-        self, hashes: Hashes, state: str | None, limit: int, after: dict[str, Any] | None
+        self,
+        hashes: Hashes,
+        state: str | None,
+        limit: int,
+        after: dict[str, Any] | None,
+        index: str | None = None,
     ) -> tuple[list[Job], dict[str, Any] | None]:
-        key = self.state_key(state) if state else self.created_key
+        key = index or (self.state_key(state) if state else self.created_key)
         top: float | str = "+inf"
         skip: tuple[float, str] | None = None
         if after is not None:

@@ -93,6 +93,19 @@ class WrongState(ValueError):
     message says why, for the caller."""
 
 
+class StaleAttempt(WrongState):
+    """Raised when a cancel or retry names an attempt (``expected_attempt``) that is no longer
+    the job's: the caller acted on a stale view, and nothing was changed."""
+
+    def __init__(self, job_id: str, expected: int, attempt: int) -> None:
+        super().__init__(
+            f"job {job_id} is at attempt {attempt}, not {expected}: it changed since it was "
+            "looked at (another tab or caller acted on it); nothing was done"
+        )
+        self.expected = expected
+        self.attempt = attempt
+
+
 def _opt_f(h: dict[str, str], k: str) -> float | None:
     return float(h[k]) if h.get(k) else None
 
@@ -231,6 +244,9 @@ class Job:
             "api": self.api,
             # v4 reports what a job cost (null for v3, which reports nothing)
             "credits": self.credits if _reports_credits(self.api) else None,
+            # the caller's own pairs ({} when none) and the batch it came in (null when none)
+            "metadata": dict(self.request.get("metadata") or {}),
+            "batch_id": self.request.get("batch_id"),
         }
 
 

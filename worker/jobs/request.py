@@ -40,6 +40,7 @@ __all__ = [
     "parse_api",
     "parse_http_request",
     "parse_job_id",
+    "parse_metadata",
     "parse_request",
 ]
 
@@ -121,7 +122,47 @@ def parse_request(kind: str, kwargs: Mapping[str, Any], settings: Settings) -> A
     except ValidationError as exc:
         raise InvalidRequest(exc.field, str(exc)) from None
     notify_task, notify_queue = _notify_options(kwargs)
-    return replace(request, notify_task=notify_task, notify_queue=notify_queue)
+    return replace(
+        request,
+        notify_task=notify_task,
+        notify_queue=notify_queue,
+        metadata=parse_metadata(kwargs.get("metadata")),
+    )
+
+
+METADATA_MAX_KEYS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 40, 500
+
+
+def parse_metadata(value: Any) -> dict[str, str] | None:
+    """The caller's ``metadata``: at most 16 string keys (1-40 characters) with string values
+    (up to 500); None when absent or empty. Raises InvalidRequest naming the key at fault."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidRequest(
+            "metadata", f"must be an object of strings, got {type(value).__name__}"
+        )
+    if len(value) > METADATA_MAX_KEYS:
+        raise InvalidRequest(
+            "metadata", f"has {len(value)} keys; at most {METADATA_MAX_KEYS} are allowed"
+        )
+    for key, item in value.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= METADATA_KEY_CHARS:
+            raise InvalidRequest(
+                "metadata",
+                f"key {str(key)[:60]!r} must be 1-{METADATA_KEY_CHARS} characters",
+            )
+        if not isinstance(item, str):
+            raise InvalidRequest(
+                "metadata", f"value of {key!r} must be a string, got {type(item).__name__}"
+            )
+        if len(item) > METADATA_VALUE_CHARS:
+            raise InvalidRequest(
+                "metadata",
+                f"value of {key!r} has {len(item)} characters; at most "
+                f"{METADATA_VALUE_CHARS} are allowed",
+            )
+    return dict(value) or None
 
 
 def check_http_fields(kwargs: Mapping[str, Any]) -> None:

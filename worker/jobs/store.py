@@ -8,7 +8,8 @@ the Redis client of a ``JobStore``.
 
 ``JobStore`` holds the records and their transitions; the other concerns of the store are its
 attributes, on the same Redis client and keys (worker/jobs/keys.py): ``timeline`` (events),
-``listing`` (the indexes behind GET /v1/jobs, read through :meth:`JobStore.page`), ``parking``
+``listing`` (the indexes behind GET /v1/jobs, read through :meth:`JobStore.page`), ``batches``
+(jobs posted together), ``parking``
 (parked polls and their dispatch), ``notices`` (the events channel, webhook dedupe, the notify
 lock) and ``pruning`` (retention).
 """
@@ -21,6 +22,7 @@ from typing import Any, cast
 import redis
 
 from config.settings import Settings
+from worker.jobs.batchstore import Batches
 from worker.jobs.events import EventKind
 from worker.jobs.keys import JobKeys
 from worker.jobs.listing import Listing, Page
@@ -43,6 +45,7 @@ class JobStore(Transitions):
         self.parking = Parking(r, keys)
         self.notices = Notices(r, keys, settings)
         self.pruning = Pruning(r, keys, self.listing)
+        self.batches = Batches(r, settings, keys)
 
     # keys
     def job_key(self, job_id: str) -> str:
@@ -115,10 +118,11 @@ class JobStore(Transitions):
         prefix: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        batch: str | None = None,
     ) -> Page:
         """One page of jobs: newest first, or with ``prefix`` the job ids that start with it
-        in id order; ``state`` filters. See :mod:`worker.jobs.listing`."""
-        return self.listing.page(self._hashes, state, prefix, limit, cursor)
+        in id order; ``state`` and ``batch`` filter. See :mod:`worker.jobs.listing`."""
+        return self.listing.page(self._hashes, state, prefix, limit, cursor, batch)
 
     def counts(self) -> dict[str, int]:
         """How many records are in each state (from the listing indexes)."""

@@ -20,6 +20,7 @@ from worker.jobs.record import (
     JobConflict,
     JobNotFound,
     JobState,
+    StaleAttempt,
     WrongState,
     request_fingerprint,
 )
@@ -233,25 +234,36 @@ class Transitions:
         since, attempts = cast(list[Any], got)
         return float(since), int(attempts)
 
-    def cancel(self, job_id: str, *, force: bool = False) -> tuple[str, JobState | None]:
+    def cancel(
+        self, job_id: str, *, force: bool = False, expected_attempt: int | None = None
+    ) -> tuple[str, JobState | None]:
         """Ask a job to stop: (outcome, state after). Outcomes: 'cancelled' (ended now),
         'cancelling' (a step in flight ends it at its next check), 'asked' (asked before),
         'final' (it had ended: nothing changed), 'missing'. ``force`` ends a job that is
-        'cancelling' (the sweeper, when no step moved it)."""
+        'cancelling' (the sweeper, when no step moved it). Raises StaleAttempt when the job
+        is not at ``expected_attempt`` (checked in the same script: nothing changes)."""
+        expected = "" if expected_attempt is None else str(expected_attempt)
         outcome, state = self._cancel(
-            keys=self.keys.script(job_id), args=[job_id, time.time(), self._retention, int(force)]
+            keys=self.keys.script(job_id),
+            args=[job_id, time.time(), self._retention, int(force), expected],
         )
+        if outcome == "stale":
+            raise StaleAttempt(job_id, int(expected), int(state))
         return str(outcome), JobState(state) if state else None
 
-    def retry(self, job_id: str) -> Job:
+    def retry(self, job_id: str, *, expected_attempt: int | None = None) -> Job:
         """Run a failed or cancelled job again as attempt N+1 (state accepted, due now).
-        Raises JobNotFound, or WrongState for a job in any other state."""
+        Raises JobNotFound, StaleAttempt when the job is not at ``expected_attempt``, or
+        WrongState for a job in any other state."""
+        expected = "" if expected_attempt is None else str(expected_attempt)
         outcome, detail = self._retry(
             keys=self.keys.script(job_id),
-            args=[job_id, time.time(), time.time() + self.s.poll_deadline],
+            args=[job_id, time.time(), time.time() + self.s.poll_deadline, expected],
         )
         if outcome == "missing":
             raise JobNotFound(job_id)
+        if outcome == "stale":
+            raise StaleAttempt(job_id, int(expected), int(detail))
         if outcome == "wrong":
             raise WrongState(
                 f"job {job_id} is {detail}: only a failed or cancelled job can be retried"

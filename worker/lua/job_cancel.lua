@@ -1,4 +1,5 @@
--- KEYS: job, active, events, index prefix  ARGV: job_id, now, retention_seconds, force (0/1).
+-- KEYS: job, active, events, index prefix  ARGV: job_id, now, retention_seconds, force (0/1),
+-- expected attempt ('' for any: a mismatch returns {'stale', attempt} and changes nothing).
 -- Asks a job to stop. Where no step can be halfway through something that must not happen
 -- after a cancel (nothing sent yet, or only polling), the job is cancelled at once; while a
 -- POST to Akool or a download may be in flight it is 'cancelling', and the step in flight
@@ -7,6 +8,8 @@
 -- 'cancelling' or 'cancelled'.
 local st = redis.call('HGET', JOB, 'state')
 if not st then return {'missing', ''} end
+local attempt = redis.call('HGET', JOB, 'attempt') or '1'
+if ARGV[5] ~= '' and ARGV[5] ~= attempt then return {'stale', attempt} end
 if FINAL[st] then return {'final', st} end
 local now = tonumber(ARGV[2])
 if st == 'cancelling' then

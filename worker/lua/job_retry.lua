@@ -1,9 +1,12 @@
--- KEYS: job, active, events, index prefix  ARGV: job_id, now, deadline. Runs a failed or
+-- KEYS: job, active, events, index prefix  ARGV: job_id, now, deadline, expected attempt ('' for
+-- any: a mismatch returns {'stale', attempt} and changes nothing). Runs a failed or
 -- cancelled job again under the same id as attempt N+1: the finished attempt is kept in
 -- 'attempts' (a JSON list), every field of the run is reset, and the record no longer expires.
 -- Returns {'retried', attempt}, {'wrong', state} or {'missing', ''}.
 local st = redis.call('HGET', JOB, 'state')
 if not st then return {'missing', ''} end
+local current = redis.call('HGET', JOB, 'attempt') or '1'
+if ARGV[4] ~= '' and ARGV[4] ~= current then return {'stale', current} end
 if st ~= 'failed' and st ~= 'cancelled' then return {'wrong', st} end
 local h = {}
 local flat = redis.call('HGETALL', JOB)

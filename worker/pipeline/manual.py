@@ -23,9 +23,10 @@ class CancelOutcome:
     message: str  # what happened, for the caller
 
 
-def cancel(svc: Services, job_id: str) -> CancelOutcome:
-    """Ask a job to stop. Raises JobNotFound, or WrongState for a job that has ended."""
-    outcome, state = svc.jobs.cancel(job_id)
+def cancel(svc: Services, job_id: str, expected_attempt: int | None = None) -> CancelOutcome:
+    """Ask a job to stop. Raises JobNotFound, StaleAttempt when the job is no longer at
+    ``expected_attempt`` (None: whichever), or WrongState for a job that has ended."""
+    outcome, state = svc.jobs.cancel(job_id, expected_attempt=expected_attempt)
     if outcome == "missing":
         raise JobNotFound(job_id)
     if outcome == "final":
@@ -48,7 +49,8 @@ def cancel(svc: Services, job_id: str) -> CancelOutcome:
     return CancelOutcome(job, outcome != "asked", message)
 
 
-def retry(svc: Services, job_id: str) -> Job:
+def retry(svc: Services, job_id: str, expected_attempt: int | None = None) -> Job:
     """Run a failed or cancelled job again under its id as attempt N+1; the record keeps
-    every attempt. Raises JobNotFound, or WrongState for a job in another state."""
-    return svc.jobs.retry(job_id)
+    every attempt. Raises JobNotFound, StaleAttempt when the job is no longer at
+    ``expected_attempt`` (None: whichever), or WrongState for a job in another state."""
+    return svc.jobs.retry(job_id, expected_attempt=expected_attempt)

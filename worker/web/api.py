@@ -17,8 +17,12 @@ from werkzeug.routing import PathConverter
 
 from config.settings import SettingsError
 from tasks import control
+from worker.akool import AkoolClient
+from worker.akool.audiorequest import LEGACY_API
+from worker.akool.speech import speech_api
+from worker.fleet import voicecache
 from worker.jobs import Job, JobConflict, JobNotFound, JobState
-from worker.jobs.record import WrongState
+from worker.jobs.record import StaleAttempt, WrongState
 from worker.jobs.request import InvalidRequest, is_job_id
 from worker.pipeline import result_summary
 from worker.web import follow, intake, openapi
@@ -41,7 +45,7 @@ def _converters(state: BlueprintSetupState) -> None:
 
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-LIST_PARAMS = ("state", "q", "limit", "cursor")
+LIST_PARAMS = ("state", "q", "limit", "cursor", "batch")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 _CURSOR = re.compile(r"^[A-Za-z0-9_=-]{1,512}\Z")
 _ACTIONS = ("/cancel", "/retry")
@@ -165,7 +169,7 @@ def list_jobs() -> Response:
     unknown = sorted(k for k in request.args if k not in LIST_PARAMS)
     if unknown:
         _bad(unknown[0][:60], f"unknown parameter; use {', '.join(LIST_PARAMS)}")
-    state, prefix, raw_limit, cursor = (_one(p) for p in LIST_PARAMS)
+    state, prefix, raw_limit, cursor, batch = (_one(p) for p in LIST_PARAMS)
     states = [s.value for s in JobState]
     if state is not None and state not in states:
         _bad("state", f"must be one of {', '.join(states)}")
@@ -180,8 +184,10 @@ def list_jobs() -> Response:
             _bad("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
     if cursor is not None and not _CURSOR.match(cursor):
         _bad("cursor", "is not one this service gave out")
+    if batch is not None and not is_job_id(batch):
+        _bad("batch", "is not a batch id")
     try:
-        page = deps().jobs.page(state=state, prefix=prefix, limit=limit, cursor=cursor)
+        page = deps().jobs.page(state=state, prefix=prefix, limit=limit, cursor=cursor, batch=batch)
     except ValueError as exc:
         field = str(exc).split(" ", 1)[0]
         _bad(field if field in LIST_PARAMS else "cursor", str(exc))
@@ -203,10 +209,39 @@ def get_job(job_id: str) -> Response:
     )
 
 
+def expected_attempt() -> int | None:
+    """``expected_attempt`` from the query or a JSON body ``{"expected_attempt": N}`` (no body
+    at all is fine): the attempt the caller saw, so that a stale view acts on nothing."""
+    raw: Any = _one("expected_attempt")
+    unknown = sorted(k for k in request.args if k != "expected_attempt")
+    if unknown:
+        _bad(unknown[0][:60], "unknown parameter; use expected_attempt")
+    if request.get_data().strip():  # no body, or an empty one, says nothing
+        body = _body()
+        if not isinstance(body, dict):
+            _bad("body", "must be a JSON object")
+        extra = sorted(k for k in body if k != "expected_attempt")
+        if extra:
+            _bad(str(extra[0])[:60], "unknown field; use expected_attempt")
+        if "expected_attempt" in body:
+            if raw is not None:
+                _bad("expected_attempt", "give it once, in the query or the body")
+            raw = body["expected_attempt"]
+    if raw is None:
+        return None
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 6:
+        raw = int(raw)
+    if type(raw) is not int or not 1 <= raw <= 999_999:
+        _bad("expected_attempt", "must be a whole number from 1 (the job's attempt)")
+    return int(raw)
+
+
 @bp.post("/jobs/<anyid:job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
+    expected = expected_attempt()
+
     def cancel(job_id: str) -> tuple[Job, str]:
-        outcome = control.cancel_job(deps().services, job_id)
+        outcome = control.cancel_job(deps().services, job_id, expected)
         return outcome.job, outcome.message
 
     return _operate(job_id, "cancel", cancel)
@@ -214,8 +249,10 @@ def cancel_job(job_id: str) -> Response:
 
 @bp.post("/jobs/<anyid:job_id>/retry")
 def retry_job(job_id: str) -> Response:
+    expected = expected_attempt()
+
     def retry(job_id: str) -> tuple[Job, str]:
-        again = control.retry_job(deps().services, job_id)
+        again = control.retry_job(deps().services, job_id, expected)
         return again, f"job {again.job_id} runs again as attempt {again.attempt}"
 
     return _operate(job_id, "retry", retry)
@@ -229,6 +266,9 @@ def _operate(job_id: str, verb: str, operation: Callable[[str], tuple[Job, str]]
         after, message = operation(job.job_id)
     except JobNotFound:
         raise ApiError(404, f"no job {job_id!r}", "job_id") from None
+    except StaleAttempt as exc:
+        stale = {"code": "stale_attempt", "message": str(exc), "field": "expected_attempt"}
+        return _json({"error": stale}, 409)  # until the error-code list (issue 24) exists
     except WrongState as exc:
         raise ApiError(409, str(exc), code=WRONG_STATE[verb]) from None
     except SettingsError as exc:
@@ -238,19 +278,34 @@ def _operate(job_id: str, verb: str, operation: Callable[[str], tuple[Job, str]]
 
 @bp.get("/voices")
 def voices() -> Response:
+    """``?api=v3|v4`` (v3 when omitted): that API's voices from the voice cache, which an
+    empty cache fills from Akool first when this service has Akool's credentials."""
+    unknown = sorted(k for k in request.args if k != "api")
+    if unknown:
+        _bad(unknown[0][:60], "unknown parameter; use api")
+    try:
+        api = speech_api(_one("api") or LEGACY_API).name
+    except ValueError as exc:
+        _bad("api", str(exc))
     d = deps()
     if not d.voices.enabled:
         raise ApiError(503, "the voice cache is off (VOICE_CACHE_TTL=0)")
-    cached = d.voices.load()
+    svc = d.services
+    client: Callable[[], AkoolClient] | None = lambda: svc.akool  # noqa: E731
+    try:
+        d.settings.require_credentials()
+    except SettingsError:
+        client = None
+    cached = voicecache.listed(d.voices, client, svc.limiter, api)
     if cached is None:
         raise ApiError(
             503,
-            "the voice cache is empty or stale: beat's maintenance.refresh_voices fills it "
-            "every VOICE_REFRESH_INTERVAL s (is beat running?); `celery -A worker call "
-            "maintenance.refresh_voices --queue audio` fills it now, and `akool-audio voices "
-            "--refresh` lists the voices straight from Akool",
+            f"the {api} voice cache is empty or stale and Akool could not fill it now: beat's "
+            "maintenance.refresh_voices fills it at start and every VOICE_REFRESH_INTERVAL s "
+            "(is beat running?); `akool-audio voices --refresh` lists the voices straight "
+            "from Akool",
         )
-    return _json({"voices": cached.voices, "age": round(cached.age, 3)})
+    return _json({"api": api, "voices": cached.voices, "age": round(cached.age, 3)})
 
 
 @bp.get("/openapi.json")

@@ -22,7 +22,7 @@ import redis
 from flask import Flask, Response, jsonify
 
 from config.settings import Settings, SettingsError, get_settings
-from worker.web import api, bearer, deps, edges, jsonerrors, pages, session, webhook
+from worker.web import api, apirate, bearer, deps, edges, jsonerrors, pages, session, webhook
 
 log = logging.getLogger("akool_audio.web")
 access_log = logging.getLogger("akool_audio.access")
@@ -36,6 +36,7 @@ OPTIONAL_BLUEPRINTS = (
     "worker.web.schedules_api",
     "worker.web.follow",
     "worker.web.results",
+    "worker.web.batches",
 )
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, require_webhook: bool = Fals
     app.extensions[deps.EXTENSION] = d
     sessions = session.install(app, d.redis, s)
     bearer.install(app, s, session_ok=sessions.api_allowed, throttle=sessions.throttle)
+    apirate.install(app, d.redis, s)  # after the token check: only callers let in count
     app.register_blueprint(webhook.blueprint(_receiver(d, require_webhook)))
     app.register_blueprint(api.bp)
     for name in OPTIONAL_BLUEPRINTS:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from worker.jobs import Job, JobState
@@ -65,13 +65,14 @@ def check_body(body: Any) -> tuple[str, dict[str, Any]]:
     return kind, {k: v for k, v in body.items() if k != "kind" and v is not None}
 
 
-def submit(deps: Deps, body: Any) -> Intake:
-    """Validate ``body``, record the job and send its entry task (see the module's docstring).
+def submit(deps: Deps, body: Any, batch_id: str | None = None) -> Intake:
+    """Validate ``body``, record the job (in batch ``batch_id``, which is then part of its
+    request) and send its entry task (see the module's docstring).
 
     Raises InvalidRequest (400) and JobConflict (409).
     """
     kind, kwargs = check_body(body)
-    request = parse_http_request(kind, kwargs, deps.settings)
+    request = replace(parse_http_request(kind, kwargs, deps.settings), batch_id=batch_id)
     job_id = parse_job_id(kwargs.get("job_id")) or uuid.uuid4().hex
     existing = deps.jobs.find(job_id)
     if existing is None and request.voice_id:

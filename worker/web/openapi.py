@@ -11,7 +11,8 @@ from typing import Any
 
 from config.settings import Settings
 from worker import __version__
-from worker.akool.requestschema import JOB_ID_PATTERN, request_schemas
+from worker.akool.audiorequest import LEGACY_API
+from worker.akool.requestschema import JOB_ID_PATTERN, request_schemas, variant_names
 from worker.akool.speech import APIS
 from worker.jobs import EventKind, JobState
 from worker.web.jsonerrors import ErrorCode
@@ -451,6 +452,138 @@ PATHS: dict[str, Any] = {
 }
 
 #: One operationId per operation, for generated clients (a route without one fails a test).
+# -- issue 24: metadata, batch_id, expected_attempt (self-contained, to move as a block) ------
+
+METADATA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": 16,
+    "propertyNames": {"minLength": 1, "maxLength": 40},
+    "additionalProperties": {"type": "string", "maxLength": 500},
+    "description": "the caller's own string pairs (an order id, a tenant), returned in the "
+    "summary and every notification; never sent to Akool",
+}
+EXPECTED_ATTEMPT: dict[str, Any] = {
+    "name": "expected_attempt",
+    "in": "query",
+    "description": "the job's attempt as the caller saw it (or in the body); another: 409 "
+    "stale_attempt, nothing done",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def add_metadata(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
+    """``metadata`` and ``batch_id`` in summaries, ``expected_attempt`` on cancel and retry
+    (in requests: :func:`document`, whose request variants depend on the settings)."""
+    summary = schemas["Summary"]["properties"]
+    summary["metadata"] = {**METADATA, "description": "the request's metadata ({} when none)"}
+    summary["batch_id"] = {**_NULL_STR, "description": "the batch it was posted in"}
+    for action in ("cancel", "retry"):
+        paths[f"/v1/jobs/{{job_id}}/{action}"]["post"]["parameters"].append(EXPECTED_ATTEMPT)
+
+
+_BATCH_ID: dict[str, Any] = {**_JOB_ID, "name": "batch_id"}
+BATCH_SCHEMAS: dict[str, Any] = {
+    "BatchRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["jobs"],
+        "properties": {
+            "jobs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {}},
+            "metadata": METADATA,
+            "batch_id": {
+                "type": "string",
+                "pattern": _JOB_ID_PATTERN,
+                "description": "a uuid4 hex when omitted; the same batch again is answered "
+                "from the records",
+            },
+        },
+        "description": "jobs: bodies as POST /v1/jobs takes, each judged alone (body up to 2 MB)",
+    },
+    "BatchAccepted": {
+        "type": "object",
+        "properties": {
+            "batch_id": {"type": "string"},
+            "jobs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "job_id": {"type": "string"},
+                        "state": _STATE,
+                        "error": {"type": "object"},
+                    },
+                },
+                "description": "one per item, in order: {job_id, state} or {error}",
+            },
+            "links": {"type": "object"},
+        },
+    },
+    "Batch": {
+        "type": "object",
+        "properties": {
+            "batch_id": {"type": "string"},
+            "created_at": {"type": "number"},
+            "metadata": METADATA,
+            "total": {"type": "integer"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "expired": {"type": "integer"},
+            "done": {"type": "boolean", "description": "every job has ended"},
+            "cancel_asked": {"type": "integer", "description": "cancel only"},
+            "links": {"type": "object"},
+        },
+    },
+}
+BATCH_PATHS: dict[str, Any] = {
+    "/v1/batches": {
+        "post": {
+            "summary": "Post up to 1,000 jobs at once, answered item by item",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("BatchRequest")}}},
+            "responses": {
+                "202": _answer("the batch, each item's answer", "BatchAccepted"),
+                "200": _answer("this batch_id exists: answered again", "BatchAccepted"),
+                **_errors(400, 409, 413, 415),
+            },
+        }
+    },
+    "/v1/batches/{batch_id}": {
+        "get": {
+            "summary": "A batch: its jobs counted by state, and whether all ended",
+            "parameters": [_BATCH_ID],
+            "responses": {"200": _answer("the batch", "Batch"), **_errors(400, 404)},
+        }
+    },
+    "/v1/batches/{batch_id}/cancel": {
+        "post": {
+            "summary": "Cancel every job of the batch that has not ended",
+            "parameters": [_BATCH_ID],
+            "responses": {"202": _answer("asked", "Batch"), **_errors(400, 404)},
+        }
+    },
+}
+
+
+def add_batches(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
+    """``/v1/batches`` and ``GET /v1/jobs?batch=ID``."""
+    schemas.update(BATCH_SCHEMAS)
+    paths.update(BATCH_PATHS)
+    paths["/v1/jobs"]["get"]["parameters"].append(
+        {"name": "batch", "in": "query", "description": "a batch id", "schema": {"type": "string"}}
+    )
+
+
+def add_voices_api(paths: dict[str, Any]) -> None:
+    """``GET /v1/voices?api=v3|v4``."""
+    paths["/v1/voices"]["get"]["parameters"] = [
+        {"name": "api", "in": "query", "schema": {"enum": list(APIS), "default": LEGACY_API}}
+    ]
+    paths["/v1/voices"]["get"]["responses"].update(_errors(400, 503))
+
+
+add_metadata(SCHEMAS, PATHS)
+add_batches(SCHEMAS, PATHS)
+add_voices_api(PATHS)
+
+
 OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/jobs", "post"): "createJob",
     ("/v1/jobs", "get"): "listJobs",
@@ -469,6 +602,9 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/metrics", "get"): "getMetrics",
     ("/healthz", "get"): "getHealth",
     ("/akool/webhook", "post"): "receiveAkoolWebhook",
+    ("/v1/batches", "post"): "createBatch",
+    ("/v1/batches/{batch_id}", "get"): "getBatch",
+    ("/v1/batches/{batch_id}/cancel", "post"): "cancelBatch",
 }
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
 
@@ -488,7 +624,8 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
                     "429", {**_answer("too many wrong tokens"), "headers": _RETRY_AFTER}
                 )
             if method == "post" and path != "/akool/webhook":
-                answers.setdefault("413", _answer("the body is larger than 64 KB"))
+                limit = "2 MB" if path == "/v1/batches" else "64 KB"
+                answers.setdefault("413", _answer(f"the body is larger than {limit}"))
                 answers.setdefault("415", _answer("the body is not sent as application/json"))
             if method == "post" and path != "/akool/webhook":
                 answers.setdefault(
@@ -565,5 +702,8 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
     # Without settings, their defaults (a dataclass's class attributes).
     given: Any = settings if settings is not None else Settings
     default_api, plan, words = given.akool_api_version, given.akool_plan, given.akool_max_words
-    doc["components"]["schemas"].update(request_schemas(default_api, plan, words))
+    schemas = doc["components"]["schemas"]
+    schemas.update(request_schemas(default_api, plan, words))
+    for name in variant_names():
+        schemas[name]["properties"]["metadata"] = {**METADATA, "type": ["object", "null"]}
     return doc

@@ -405,13 +405,20 @@ def act(job_id: str, action: str) -> BaseResponse:
     """Cancel or retry, once confirmed (the script asks in a dialog; without it, a page asks)."""
     d = deps()
     found = _job(d, job_id)
+    # The attempt the page showed: a stale page (another tab acted since) changes nothing.
+    raw = request.form.get("expected_attempt", "")
+    if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
+        raise _Abort(400, "This form's attempt is not a number.")
+    expected = int(raw) if raw else None
     if request.form.get("confirmed") != "yes":
-        return make_response(render_template("confirm.html", job=found, action=action))
+        return make_response(
+            render_template("confirm.html", job=found, action=action, expected_attempt=expected)
+        )
     try:
         if action == "cancel":
-            control.cancel_job(d.services, found.job_id)
+            control.cancel_job(d.services, found.job_id, expected)
         else:
-            control.retry_job(d.services, found.job_id)
+            control.retry_job(d.services, found.job_id, expected)
     except JobNotFound:
         raise _Abort(404, f"There is no job {job_id}.") from None
     except WrongState as exc:

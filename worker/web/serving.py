@@ -52,9 +52,12 @@ from gunicorn.http.errors import (
 from gunicorn.workers.ggevent import GeventWorker
 
 from config.settings import Settings
+from worker.jobs import batchstore
 from worker.web.jsonerrors import ErrorCode, error_body
 
 MAX_BODY = 64 * 1024  # the app's limit too (worker/web/app.py)
+#: POST /v1/batches alone may send up to 1,000 job bodies (worker/web/batches.py).
+BATCH_PATH = "/v1/batches"
 BODY_SECONDS = 30  # a whole body of at most 64 KB: 2 KB/s at least
 KEEPALIVE = 15  # idle seconds a kept-alive connection is held; also the header timeout
 WORKER_CONNECTIONS = 1000
@@ -148,7 +151,8 @@ def buffer_body(req: Any, sock: Any) -> tuple[int, str] | None:
     """Read ``req``'s whole body now (at most ``MAX_BODY`` bytes, within ``BODY_SECONDS``) and
     put it back as ``req.body``; the refusal (status, message) when it cannot be."""
     length = declared_length(req)
-    if length is not None and length > MAX_BODY:
+    limit = batchstore.MAX_BODY if req.path == BATCH_PATH else MAX_BODY
+    if length is not None and length > limit:
         return 413, TOO_LARGE
     if length == 0:
         return None
@@ -157,10 +161,10 @@ def buffer_body(req: Any, sock: Any) -> tuple[int, str] | None:
         req._expected_100_continue = False
     try:
         with gevent.Timeout(BODY_SECONDS):
-            data = req.body.read(MAX_BODY + 1)
+            data = req.body.read(limit + 1)
     except gevent.Timeout:
         return 408, f"the body did not arrive within {BODY_SECONDS} s"
-    if len(data) > MAX_BODY:
+    if len(data) > limit:
         return 413, TOO_LARGE
     req.body = Body(io.BytesIO(data))
     return None
