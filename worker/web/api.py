@@ -267,8 +267,7 @@ def _operate(job_id: str, verb: str, operation: Callable[[str], tuple[Job, str]]
     except JobNotFound:
         raise ApiError(404, f"no job {job_id!r}", "job_id") from None
     except StaleAttempt as exc:
-        stale = {"code": "stale_attempt", "message": str(exc), "field": "expected_attempt"}
-        return _json({"error": stale}, 409)  # until the error-code list (issue 24) exists
+        raise ApiError(409, str(exc), "expected_attempt", code=ErrorCode.STALE_ATTEMPT) from None
     except WrongState as exc:
         raise ApiError(409, str(exc), code=WRONG_STATE[verb]) from None
     except SettingsError as exc:

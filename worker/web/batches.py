@@ -25,7 +25,7 @@ from worker.jobs.batchstore import MAX_BODY, MAX_JOBS, Batch, BatchConflict
 from worker.jobs.request import InvalidRequest, is_job_id, parse_job_id, parse_metadata
 from worker.web import intake
 from worker.web.deps import Deps, deps
-from worker.web.jsonerrors import ApiError
+from worker.web.jsonerrors import ApiError, ErrorCode, error_body
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
 FIELDS = ("jobs", "metadata", "batch_id")
@@ -69,9 +69,9 @@ def _item(d: Deps, item: Any, batch_id: str) -> dict[str, Any]:
     try:
         got = intake.submit(d, item, batch_id)
     except InvalidRequest as exc:
-        return {"error": {"code": "invalid_field", "field": exc.field, "message": str(exc)}}
+        return error_body(400, str(exc), exc.field, ErrorCode.INVALID_FIELD)
     except JobConflict as exc:
-        return {"error": {"code": "job_id_conflict", "field": "job_id", "message": str(exc)}}
+        return error_body(409, str(exc), "job_id", ErrorCode.JOB_ID_CONFLICT)
     d.jobs.batches.add(batch_id, [got.job_id])
     return {"job_id": got.job_id, "state": got.state.value}
 
