@@ -13,7 +13,8 @@ Choices where Akool's docs are vague:
   characters other than tab, LF and CR, DEL and lone surrogates are refused, and so is text
   with no visible character (only zero-width characters such as U+200B, say), which Akool
   would charge for.
-- URLs: http(s) only, with a host, no ``user:password@``. A *literal* private, loopback,
+- URLs: ASCII (RFC 3986: an international host in its IDNA ``xn--`` form, other characters
+  percent-encoded), http(s) only, with a host, no ``user:password@``. A *literal* private, loopback,
   link-local or reserved address (in any form ``inet_aton`` accepts) or ``localhost`` is refused
   unless ``allow_hosts`` (``ALLOW_PRIVATE_HOSTS``) lists its host, bare (every port) or as
   ``host:port`` (that port only). Host names are not resolved: DNS is not checked here.
@@ -154,6 +155,13 @@ def validate_http_url(field: str, url: Any, *, allow_hosts: Collection[str] = ()
     if bad:
         raise ValidationError(
             field, f"must not contain spaces, control characters or backslashes, got {_show(url_s)}"
+        )
+    if not url_s.isascii():
+        # A URI is ASCII (RFC 3986): a host in its IDNA form, the rest percent-encoded.
+        raise ValidationError(
+            field,
+            "must be ASCII: write an international host in its IDNA form (xn--...) and "
+            f"percent-encode other characters, got {_show(url_s)}",
         )
     try:
         parts = urlsplit(url_s)

@@ -203,8 +203,17 @@ def get_job(job_id: str) -> Response:
     )
 
 
-@bp.post("/jobs/<anyid:job_id>/cancel")
+def _post_only() -> Response:
+    """OPTIONS of cancel and retry: POST alone (Flask's own answer would add the GET of
+    ``/jobs/<anyid>``, whose id can end in /cancel; that GET answers 405)."""
+    return Response(status=204, headers={"Allow": "POST, OPTIONS"})
+
+
+@bp.route("/jobs/<anyid:job_id>/cancel", methods=["POST", "OPTIONS"])
 def cancel_job(job_id: str) -> Response:
+    if request.method == "OPTIONS":
+        return _post_only()
+
     def cancel(job_id: str) -> tuple[Job, str]:
         outcome = control.cancel_job(deps().services, job_id)
         return outcome.job, outcome.message
@@ -212,8 +221,11 @@ def cancel_job(job_id: str) -> Response:
     return _operate(job_id, "cancel", cancel)
 
 
-@bp.post("/jobs/<anyid:job_id>/retry")
+@bp.route("/jobs/<anyid:job_id>/retry", methods=["POST", "OPTIONS"])
 def retry_job(job_id: str) -> Response:
+    if request.method == "OPTIONS":
+        return _post_only()
+
     def retry(job_id: str) -> tuple[Job, str]:
         again = control.retry_job(deps().services, job_id)
         return again, f"job {again.job_id} runs again as attempt {again.attempt}"
