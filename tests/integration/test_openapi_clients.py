@@ -60,18 +60,24 @@ def stack(
     worker.stop()
 
 
-# Open findings of the first run (seed 24, 10 examples per operation: 370 cases, 11 failures):
-# GET /v1/voices 503 before beat fills the cache; OPTIONS's Allow on /akool/webhook and the
-# cancel/retry routes; the untyped bodies of /akool/webhook and /v1/schedules; a notify_url with a
-# non-ASCII host accepted; 416 (a multi-range Range) undocumented on /audio. Until they are fixed
-# the run is opt-in, so `make test` stays green: SCHEMATHESIS_RUN=1.
-@pytest.mark.skipif(
-    os.environ.get("SCHEMATHESIS_RUN") != "1", reason="open findings: set SCHEMATHESIS_RUN=1"
-)
+# The first run (seed 24, 10 examples per operation) found 11 failures: the document and the
+# service now agree on each (tests/unit/test_openapi_agreement.py, test_job_schema.py). A
+# 503 of /v1/voices is documented (no voices cached yet: this stack runs no beat), so it is not
+# counted as a server error there, and only there.
+CONFIG = """
+[[operations]]
+include-path = "/v1/voices"
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
+"""
+
+
 def test_schemathesis_with_all_checks_and_the_stateful_phase_finds_nothing(stack: Stack) -> None:
     """Bounded: a few examples per operation, a deadline per case, the stateful phase included."""
+    (stack.tmp / "schemathesis.toml").write_text(CONFIG)
     cmd = [
         str(BIN / "schemathesis"),
+        "--config-file",
+        str(stack.tmp / "schemathesis.toml"),
         "run",
         f"{stack.url}/v1/openapi.json",
         "--checks",
