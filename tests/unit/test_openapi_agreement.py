@@ -86,6 +86,8 @@ VALID_SPECS: list[dict[str, Any]] = [
     {**SPEC, "request": {**REQ, "api": "v4", "voice_options": {"speed": 1.1}}},
     {**SPEC, "job_id": "{name}.{minute}"},
     {**SPEC, "job_id": "{ts}_x-1"},
+    # null is absent, as in POST /v1/jobs: another API's field too
+    {**SPEC, "request": {**REQ, "api": "v4", "rate": None, "voice_options": None}},
 ]
 INVALID_SPECS: list[dict[str, Any]] = [
     {},
