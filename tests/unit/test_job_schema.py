@@ -143,6 +143,8 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
         "a sample with a non-ASCII host",
         {"kind": "clone", "input_text": T, "voice_url": "https://\u00e9.fr/"},
     ),
+    ("notify_url with a bare %", {**C3, "notify_url": "HtTp://%"}),
+    ("notify_url with a brace", {**C3, "notify_url": "https://example.com/{x}"}),
     ("volume 50.5", {**C4, "voice_options": {"volume": 50.5}}),
     ("a v4 sample under both names", {**CLONE4, "voice_url": URL}),
 ]

@@ -37,8 +37,11 @@ JOB_ID_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,127}" + END
 VOICE_ID_PATTERN = rf"^[A-Za-z0-9_-]{{1,{MAX_VOICE_ID_CHARS}}}" + END
 RATE_PATTERN = r"^(100|[1-9][0-9]?)%" + END
 LANGUAGE_PATTERN = r"^[a-z]{2,3}" + END
-# ASCII only (the service refuses other characters: an IDNA host, percent-encoding).
-URL_PATTERN = r"^(?=[!-~]*(?!\n)$)[Hh][Tt][Tt][Pp][Ss]?://[^\s@/\\?#]+([/?#][^\s\\]*)?" + END
+# RFC 3986's characters only, as the service takes them (an IDNA host, percent-encoding).
+URL_PATTERN = (
+    r"^(?=([A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*(?!\n)$)[Hh][Tt][Tt][Pp][Ss]?://[^\s@/\\?#]+([/?#][^\s\\]*)?"
+    + END
+)
 # The variants, as the components of the document name them.
 VARIANTS = (
     ("create", "v3", "CreateJobV3", None),

@@ -53,6 +53,8 @@ _VOICE_ID = re.compile(r"[A-Za-z0-9_-]+")
 # C0 controls except \t \n \r, plus DEL; and lone surrogates, which cannot be sent as UTF-8.
 _BAD_TEXT_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _BAD_URL_CHAR = re.compile(r"[\x00-\x20\x7f\\]")
+# ASCII a URI never holds as itself (RFC 3986, 2.1-2.3): these and a % that is no %XX escape.
+_NOT_URI_CHAR = re.compile(r'["<>^`{|}]|%(?![0-9A-Fa-f]{2})')
 
 
 # Letters and symbols that show nothing: Hangul fillers, the blank braille pattern.
@@ -155,6 +157,13 @@ def validate_http_url(field: str, url: Any, *, allow_hosts: Collection[str] = ()
     if bad:
         raise ValidationError(
             field, f"must not contain spaces, control characters or backslashes, got {_show(url_s)}"
+        )
+    bad = _NOT_URI_CHAR.search(url_s)
+    if bad:
+        raise ValidationError(
+            field,
+            f"is not a URI (RFC 3986): {bad.group()!r} must be percent-encoded, and % start a "
+            f"%XX escape, got {_show(url_s)}",
         )
     if not url_s.isascii():
         # A URI is ASCII (RFC 3986): a host in its IDNA form, the rest percent-encoded.

@@ -260,14 +260,19 @@ PATHS: dict[str, Any] = {
                     "name": "q",
                     "in": "query",
                     "description": "job id prefix",
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,128}(?!\n)$"},
                 },
                 {
                     "name": "limit",
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
                 },
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "a next_cursor of this filter (another is 400)",
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_=-]{1,512}(?!\n)$"},
+                },
             ],
             "responses": {"200": _answer("one page", "JobPage"), **_errors(400)},
         },
@@ -535,6 +540,17 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
                 for status in ("200", "202"):
                     answers[status]["headers"] = {
                         "Location": {"schema": {"type": "string"}, "description": "the job's URL"}
+                    }
+                    answers[status]["links"] = {
+                        name: {
+                            "operationId": op,
+                            "parameters": {"job_id": "$response.body#/job_id"},
+                        }
+                        for name, op in (
+                            ("GetJob", "getJob"),
+                            ("CancelJob", "cancelJob"),
+                            ("RetryJob", "retryJob"),
+                        )
                     }
     return paths
 
