@@ -260,7 +260,7 @@ PATHS: dict[str, Any] = {
                     "name": "q",
                     "in": "query",
                     "description": "job id prefix",
-                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,128}(?!\n)$"},
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{0,128}(?!\n)$"},
                 },
                 {
                     "name": "limit",
@@ -271,7 +271,7 @@ PATHS: dict[str, Any] = {
                     "name": "cursor",
                     "in": "query",
                     "description": "a next_cursor of this filter (another is 400)",
-                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_=-]{1,512}(?!\n)$"},
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_=-]{0,512}(?!\n)$"},
                 },
             ],
             "responses": {"200": _answer("one page", "JobPage"), **_errors(400)},
