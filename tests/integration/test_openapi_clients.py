@@ -51,6 +51,9 @@ def stack(
             "API_TOKENS": TOKEN,
             "WEB_HOST": "127.0.0.1",
             "WEB_PORT": str(port),
+            # The coverage phase sends wrong tokens on purpose: with the throttle on, most
+            # operations would then be answered 429 and tested no further.
+            "AUTH_FAILURE_LIMIT": "0",
         },
     )
     worker = CeleryWorker(env, tmp / "worker.log").start()
@@ -60,18 +63,38 @@ def stack(
     worker.stop()
 
 
-# Open findings of the first run (seed 24, 10 examples per operation: 370 cases, 11 failures):
-# GET /v1/voices 503 before beat fills the cache; OPTIONS's Allow on /akool/webhook and the
-# cancel/retry routes; the untyped bodies of /akool/webhook and /v1/schedules; a notify_url with a
-# non-ASCII host accepted; 416 (a multi-range Range) undocumented on /audio. Until they are fixed
-# the run is opt-in, so `make test` stays green: SCHEMATHESIS_RUN=1.
-@pytest.mark.skipif(
-    os.environ.get("SCHEMATHESIS_RUN") != "1", reason="open findings: set SCHEMATHESIS_RUN=1"
-)
+# The first run (seed 24, 10 examples per operation) found 11 failures: the document and the
+# service now agree on each (tests/unit/test_openapi_agreement.py, test_job_schema.py). A
+# 503 of /v1/voices is documented (no voices cached yet: this stack runs no beat), so it is not
+# counted as a server error there, and only there. A cursor is opaque: one that matches its
+# pattern but was not a next_cursor is 400, and a Range past the end of the file (or several
+# ranges) is 416, both documented; no schema can say which values those are.
+CONFIG = """
+[[operations]]
+include-path-regex = "^/v1/voices$"
+generation.max-examples = {n}
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
+# schemathesis 4.32 applies the first block whose filters match: one block for the job GETs.
+[[operations]]
+include-path-regex = "^/v1/jobs"
+include-method = "GET"
+generation.max-examples = {n}
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "3xx", "400", "401", "403", "404", "409", "416", "429", "5xx"
+]
+"""
+
+
 def test_schemathesis_with_all_checks_and_the_stateful_phase_finds_nothing(stack: Stack) -> None:
     """Bounded: a few examples per operation, a deadline per case, the stateful phase included."""
+    examples = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10")
+    # An operation's block replaces the run's options for it: it names the example count too.
+    (stack.tmp / "schemathesis.toml").write_text(CONFIG.format(n=examples))
     cmd = [
         str(BIN / "schemathesis"),
+        "--config-file",
+        str(stack.tmp / "schemathesis.toml"),
         "run",
         f"{stack.url}/v1/openapi.json",
         "--checks",
@@ -79,7 +102,7 @@ def test_schemathesis_with_all_checks_and_the_stateful_phase_finds_nothing(stack
         "--phases",
         "examples,coverage,fuzzing,stateful",
         "--max-examples",
-        os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"),
+        examples,
         "--header",
         f"Authorization: Bearer {TOKEN}",
         "--exclude-path",

@@ -75,6 +75,16 @@ VALID: list[dict[str, Any]] = [
     {"kind": "clone", "api": "v4", "input_text": T, "voice_id": "v1"},
     {**C3, "input_text": "日本語のテキスト"},
     {**C4, "input_text": "x" * 5000},
+    # The service takes null as absent for any field of the kind, whatever the API.
+    {**C3, "voice_options": None, "language_code": None, "extra_options": None},
+    {**C4, "rate": None},
+    {"kind": "clone", "api": "v4", "input_text": T, "voice_id": "v1", "clone_options": None},
+    # v4 takes a clone's sample under v3's name too.
+    {"kind": "clone", "api": "v4", "input_text": T, "voice_url": URL},
+    {"kind": "clone", "api": "v4", "input_text": T, "voice_url": URL, "source_voice_file": None},
+    # JSON Schema's integer is any number with no fraction: 50.0 is one.
+    {**C4, "voice_options": {"volume": 50.0}},
+    {**C3, "notify_url": "https://xn--exmple-cua.com/hook?q=%C3%A9"},
 ]
 
 INVALID: list[tuple[str, dict[str, Any]]] = [
@@ -127,6 +137,16 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("notify_url ftp", {**C3, "notify_url": "ftp://example.com/x"}),
     ("notify_url not a URL", {**C3, "notify_url": "not a url"}),
     ("notify_url with credentials", {**C3, "notify_url": "https://u:p@example.com/"}),
+    ("notify_url with a non-ASCII host", {**C3, "notify_url": "https://ex\u00e4mple.com/x"}),
+    ("notify_url with a non-ASCII path", {**C3, "notify_url": "https://example.com/\u00e9"}),
+    (
+        "a sample with a non-ASCII host",
+        {"kind": "clone", "input_text": T, "voice_url": "https://\u00e9.fr/"},
+    ),
+    ("notify_url with a bare %", {**C3, "notify_url": "HtTp://%"}),
+    ("notify_url with a brace", {**C3, "notify_url": "https://example.com/{x}"}),
+    ("volume 50.5", {**C4, "voice_options": {"volume": 50.5}}),
+    ("a v4 sample under both names", {**CLONE4, "voice_url": URL}),
 ]
 
 

@@ -14,11 +14,14 @@ of the other API require it; the document is built from the service's settings.
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from worker.akool import v4options as v4
+from worker.akool.audiorequest import COMMON, Kind
+from worker.akool.speech import APIS
 from worker.akool.validation import (
     _BAD_TEXT_CHAR,
     MAX_TEXT_CHARS,
@@ -34,7 +37,11 @@ JOB_ID_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,127}" + END
 VOICE_ID_PATTERN = rf"^[A-Za-z0-9_-]{{1,{MAX_VOICE_ID_CHARS}}}" + END
 RATE_PATTERN = r"^(100|[1-9][0-9]?)%" + END
 LANGUAGE_PATTERN = r"^[a-z]{2,3}" + END
-URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s@/\\?#]+([/?#][^\s\\]*)?" + END
+# RFC 3986's characters only, as the service takes them (an IDNA host, percent-encoding).
+URL_PATTERN = (
+    r"^(?=([A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*(?!\n)$)[Hh][Tt][Tt][Pp][Ss]?://[^\s@/\\?#]+([/?#][^\s\\]*)?"
+    + END
+)
 # The variants, as the components of the document name them.
 VARIANTS = (
     ("create", "v3", "CreateJobV3", None),
@@ -42,8 +49,13 @@ VARIANTS = (
     ("clone", "v3", "CloneJobV3FromSample", "voice_url"),
     ("clone", "v3", "CloneJobV3FromVoice", "voice_id"),
     ("clone", "v4", "CloneJobV4FromSample", "source_voice_file"),
+    ("clone", "v4", "CloneJobV4FromVoiceUrl", "voice_url"),
     ("clone", "v4", "CloneJobV4FromVoice", "voice_id"),
 )
+#: Kwargs only a Celery caller may give (worker.jobs.request.CELERY_ONLY): never over HTTP.
+_CELERY_ONLY = ("notify_queue", "notify_task")
+#: Fields a schedule's request must not carry: the kind is its task, the job id its template.
+_NOT_IN_SCHEDULES = ("kind", "job_id")
 
 
 def _char(cp: int) -> str:
@@ -153,6 +165,12 @@ def _text(chars: int, note: str) -> dict[str, Any]:
     }
 
 
+def _fields(kind: str) -> frozenset[str]:
+    """Every field a body of ``kind`` may name over HTTP, whatever its API."""
+    names = COMMON.union(*(a.fields(cast(Kind, kind)) for a in APIS.values()))
+    return frozenset({"kind", *names}) - frozenset(_CELERY_ONLY)
+
+
 def _variant(kind: str, api: str, source: str | None, default_api: str) -> dict[str, Any]:
     url = {"type": "string", "format": "uri", "maxLength": MAX_URL_CHARS, "pattern": URL_PATTERN}
     voice_id = {"type": "string", "pattern": VOICE_ID_PATTERN}
@@ -182,7 +200,8 @@ def _variant(kind: str, api: str, source: str | None, default_api: str) -> dict[
         required.append(source)
         props["voice_id"] = {"type": "null"}
         if api == "v4":
-            props["voice_url"] = {"type": "null", "description": "v3's name of source_voice_file"}
+            other = "voice_url" if source == "source_voice_file" else "source_voice_file"
+            props[other] = {"type": "null", "description": "voice_url is v3's name of the sample"}
     if api == "v3":
         props["rate"] = _nullable(
             {
@@ -197,7 +216,7 @@ def _variant(kind: str, api: str, source: str | None, default_api: str) -> dict[
             {"type": "string", "pattern": LANGUAGE_PATTERN, "description": "ISO 639, e.g. zh"}
         )
         props["extra_options"] = _nullable(_ref("ExtraOptions"))
-        if source == "source_voice_file":
+        if source in ("source_voice_file", "voice_url"):
             props["voice_model_name"] = _nullable({"enum": list(v4.CLONE_MODELS)})
             props["clone_options"] = _nullable(_ref("CloneOptions"))
     props["job_id"] = _nullable(
@@ -208,6 +227,9 @@ def _variant(kind: str, api: str, source: str | None, default_api: str) -> dict[
         }
     )
     props["notify_url"] = _nullable({**url, "description": "POSTed the result (jobFinished)"})
+    # The service reads null as absent before it looks at the API: another API's field, or one
+    # this variant does not take, may be null.
+    props.update({name: {"type": "null"} for name in sorted(_fields(kind) - set(props))})
     return {
         "type": "object",
         "additionalProperties": False,
@@ -242,7 +264,32 @@ def request_schemas(default_api: str, plan: str, max_words: int) -> dict[str, An
             "that point at private addresses (ALLOW_PRIVATE_HOSTS)."
         ),
     }
-    return {"JobRequest": union, **variants, **texts, **option_schemas()}
+    return {
+        "JobRequest": union,
+        **variants,
+        **texts,
+        **option_schemas(),
+        **schedule_request_schemas(variants),
+    }
+
+
+def schedule_request_schemas(variants: dict[str, Any]) -> dict[str, Any]:
+    """A schedule's ``request``: the variants of its task's kind without ``kind`` and
+    ``job_id`` (the task names the one, the schedule's template makes the other)."""
+    out: dict[str, Any] = {}
+    for task_kind in ("create", "clone"):
+        names = [name for kind, _, name, _ in VARIANTS if kind == task_kind]
+        for name in names:
+            variant = copy.deepcopy(variants[name])
+            for field in _NOT_IN_SCHEDULES:
+                variant["properties"].pop(field)
+            variant["required"] = [f for f in variant["required"] if f not in _NOT_IN_SCHEDULES]
+            out[f"Scheduled{name}"] = variant
+        out[f"Scheduled{task_kind.title()}Request"] = {
+            "oneOf": [_ref(f"Scheduled{name}") for name in names],
+            "description": f"the kwargs of audio.{task_kind}: a job's body without kind and job_id",
+        }
+    return out
 
 
 def variant_names() -> Iterable[str]:

@@ -151,11 +151,15 @@ def validate_voice_options(options: Any) -> dict[str, Any]:
     if "volume" in opts:
         volume = opts["volume"]
         low, high = VOLUME_RANGE
+        # 50.0 is the integer 50 in JSON (and JSON Schema): sent to Akool as 50.
+        if isinstance(volume, float) and volume.is_integer():
+            volume = int(volume)
         if isinstance(volume, bool) or not isinstance(volume, int) or not low <= volume <= high:
             raise ValidationError(
                 "voice_options.volume",
-                f"must be an integer from {low} to {high}, got {volume!r:.40}",
+                f"must be an integer from {low} to {high}, got {opts['volume']!r:.40}",
             )
+        opts["volume"] = volume
     return opts
 
 

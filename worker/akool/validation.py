@@ -13,7 +13,8 @@ Choices where Akool's docs are vague:
   characters other than tab, LF and CR, DEL and lone surrogates are refused, and so is text
   with no visible character (only zero-width characters such as U+200B, say), which Akool
   would charge for.
-- URLs: http(s) only, with a host, no ``user:password@``. A *literal* private, loopback,
+- URLs: ASCII (RFC 3986: an international host in its IDNA ``xn--`` form, other characters
+  percent-encoded), http(s) only, with a host, no ``user:password@``. A *literal* private, loopback,
   link-local or reserved address (in any form ``inet_aton`` accepts) or ``localhost`` is refused
   unless ``allow_hosts`` (``ALLOW_PRIVATE_HOSTS``) lists its host, bare (every port) or as
   ``host:port`` (that port only). Host names are not resolved: DNS is not checked here.
@@ -52,6 +53,8 @@ _VOICE_ID = re.compile(r"[A-Za-z0-9_-]+")
 # C0 controls except \t \n \r, plus DEL; and lone surrogates, which cannot be sent as UTF-8.
 _BAD_TEXT_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _BAD_URL_CHAR = re.compile(r"[\x00-\x20\x7f\\]")
+# ASCII a URI never holds as itself (RFC 3986, 2.1-2.3): these and a % that is no %XX escape.
+_NOT_URI_CHAR = re.compile(r'["<>^`{|}]|%(?![0-9A-Fa-f]{2})')
 
 
 # Letters and symbols that show nothing: Hangul fillers, the blank braille pattern.
@@ -154,6 +157,20 @@ def validate_http_url(field: str, url: Any, *, allow_hosts: Collection[str] = ()
     if bad:
         raise ValidationError(
             field, f"must not contain spaces, control characters or backslashes, got {_show(url_s)}"
+        )
+    bad = _NOT_URI_CHAR.search(url_s)
+    if bad:
+        raise ValidationError(
+            field,
+            f"is not a URI (RFC 3986): {bad.group()!r} must be percent-encoded, and % start a "
+            f"%XX escape, got {_show(url_s)}",
+        )
+    if not url_s.isascii():
+        # A URI is ASCII (RFC 3986): a host in its IDNA form, the rest percent-encoded.
+        raise ValidationError(
+            field,
+            "must be ASCII: write an international host in its IDNA form (xn--...) and "
+            f"percent-encode other characters, got {_show(url_s)}",
         )
     try:
         parts = urlsplit(url_s)

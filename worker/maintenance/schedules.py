@@ -40,7 +40,14 @@ from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 from config.beat import every as interval
 from config.celeryconfig import QUEUE_AUDIO, celery_config
 from config.settings import Settings
-from worker.jobs.request import InvalidRequest, parse_http_request, parse_job_id, parse_request
+from worker.jobs.request import (
+    ALLOWED,
+    CELERY_ONLY,
+    InvalidRequest,
+    parse_http_request,
+    parse_job_id,
+    parse_request,
+)
 from worker.maintenance.recurring import (
     _NAME,  # the file's rules are the API's rules
     _TASKS,
@@ -173,6 +180,10 @@ def parse_spec(spec: Any, settings: Settings, *, trusted: bool = False) -> Recur
         raise InvalidSchedule("request", "request must be an object of the task's kwargs")
     if "job_id" in request:
         raise InvalidSchedule("request.job_id", "put the job id template in job_id, not in request")
+    # null is absent, as in a body of POST /v1/jobs (and a null Celery-only option is refused
+    # there too, so it is kept here for the same refusal).
+    known = ALLOWED[_TASKS[task]] - (set() if trusted else set(CELERY_ONLY))
+    request = {k: v for k, v in request.items() if v is not None or k not in known}
     parse = parse_request if trusted else parse_http_request
     try:
         parse(_TASKS[task], request, settings)

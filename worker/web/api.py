@@ -236,8 +236,16 @@ def expected_attempt() -> int | None:
     return int(raw)
 
 
-@bp.post("/jobs/<anyid:job_id>/cancel")
+def _post_only() -> Response:
+    """OPTIONS of cancel and retry: POST alone (Flask's own answer would add the GET of
+    ``/jobs/<anyid>``, whose id can end in /cancel; that GET answers 405)."""
+    return Response(status=204, headers={"Allow": "POST, OPTIONS"})
+
+
+@bp.route("/jobs/<anyid:job_id>/cancel", methods=["POST", "OPTIONS"])
 def cancel_job(job_id: str) -> Response:
+    if request.method == "OPTIONS":
+        return _post_only()
     expected = expected_attempt()
 
     def cancel(job_id: str) -> tuple[Job, str]:
@@ -247,8 +255,10 @@ def cancel_job(job_id: str) -> Response:
     return _operate(job_id, "cancel", cancel)
 
 
-@bp.post("/jobs/<anyid:job_id>/retry")
+@bp.route("/jobs/<anyid:job_id>/retry", methods=["POST", "OPTIONS"])
 def retry_job(job_id: str) -> Response:
+    if request.method == "OPTIONS":
+        return _post_only()
     expected = expected_attempt()
 
     def retry(job_id: str) -> tuple[Job, str]:

@@ -15,7 +15,9 @@ from worker.akool.audiorequest import LEGACY_API
 from worker.akool.requestschema import JOB_ID_PATTERN, request_schemas, variant_names
 from worker.akool.speech import APIS
 from worker.jobs import EventKind, JobState
+from worker.maintenance.schedules import min_every
 from worker.web.jsonerrors import ErrorCode
+from worker.web.scheduleschema import schedule_schemas
 
 JSON = "application/json"
 
@@ -38,6 +40,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "refused in the current state, or the job_id exists with another request",
         413: "the body is larger than 64 KB",
         415: "the body is not sent as application/json",
+        416: "a Range the service does not serve (several ranges, or past the end)",
         503: "Redis (or the voice cache) is unavailable",
     }
     return {str(c): _answer(text[c]) for c in (401, *codes)}
@@ -217,6 +220,18 @@ SCHEMAS: dict[str, Any] = {
             "last and next run; entries from RECURRING_JOBS_FILE are marked and read-only"
         ),
     },
+    "AkoolCallback": {
+        "type": "object",
+        "description": "Akool's envelope: dataEncrypt is the AES-CBC encrypted record, signature "
+        "the sha1 of the four values (DESIGN, 'The remote API')",
+        "required": ["signature", "dataEncrypt", "timestamp", "nonce"],
+        "properties": {
+            "signature": {"type": "string"},
+            "dataEncrypt": {"type": "string"},
+            "timestamp": {"type": ["string", "integer"]},
+            "nonce": {"type": ["string", "integer"]},
+        },
+    },
     "WebhookAnswer": {
         "type": "object",
         "properties": {"status": {"type": "integer"}, "message": {"type": "string"}},
@@ -246,14 +261,19 @@ PATHS: dict[str, Any] = {
                     "name": "q",
                     "in": "query",
                     "description": "job id prefix",
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{0,128}(?!\n)$"},
                 },
                 {
                     "name": "limit",
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
                 },
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "a next_cursor of this filter (another is 400)",
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_=-]{0,512}(?!\n)$"},
+                },
             ],
             "responses": {"200": _answer("one page", "JobPage"), **_errors(400)},
         },
@@ -324,7 +344,7 @@ PATHS: dict[str, Any] = {
                     "description": "on object storage: a link signed for DOWNLOAD_URL_TTL s",
                     "headers": {"Location": {"schema": {"type": "string"}}},
                 },
-                **_errors(400, 404, 409, 503),
+                **_errors(400, 404, 409, 416, 503),
             },
         }
     },
@@ -349,7 +369,13 @@ PATHS: dict[str, Any] = {
     "/v1/voices": {
         "get": {
             "summary": "Akool's voices from the voice cache",
-            "responses": {"200": _answer("the cached list", "Voices"), **_errors(503)},
+            "responses": {
+                "200": _answer("the cached list", "Voices"),
+                "503": _answer(
+                    "unavailable: the voice cache is empty or stale (beat's "
+                    "maintenance.refresh_voices fills it), or Redis does not answer"
+                ),
+            },
         }
     },
     "/v1/stats": {
@@ -373,9 +399,25 @@ PATHS: dict[str, Any] = {
         },
         "post": {
             "summary": "Add a schedule (every running beat picks it up)",
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Schedule")}}},
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("ScheduleSpec")}},
+            },
             "responses": {
-                "201": _answer("added", "Schedule"),
+                "201": {
+                    **_answer("added", "Schedule"),
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    "links": {
+                        name: {
+                            "operationId": op,
+                            "parameters": {"name": "$response.body#/name"},
+                        }
+                        for name, op in (
+                            ("GetSchedule", "getSchedule"),
+                            ("Remove", "deleteSchedule"),
+                        )
+                    },
+                },
                 **_errors(400, 409, 413, 415),
             },
         },
@@ -435,7 +477,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "Akool's encrypted callbacks (open: checked by Akool's own signature)",
             "security": [],
-            "requestBody": {"content": {JSON: {"schema": {"type": "object"}}}},
+            "requestBody": {"content": {JSON: {"schema": _ref("AkoolCallback")}}},
             "responses": {
                 code: _answer(text, "WebhookAnswer")
                 for code, text in (
@@ -636,6 +678,17 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
                     answers[status]["headers"] = {
                         "Location": {"schema": {"type": "string"}, "description": "the job's URL"}
                     }
+                    answers[status]["links"] = {
+                        name: {
+                            "operationId": op,
+                            "parameters": {"job_id": "$response.body#/job_id"},
+                        }
+                        for name, op in (
+                            ("GetJob", "getJob"),
+                            ("CancelJob", "cancelJob"),
+                            ("RetryJob", "retryJob"),
+                        )
+                    }
     return paths
 
 
@@ -706,4 +759,5 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
     schemas.update(request_schemas(default_api, plan, words))
     for name in variant_names():
         schemas[name]["properties"]["metadata"] = {**METADATA, "type": ["object", "null"]}
+    schemas.update(schedule_schemas(min_every(given)))
     return doc

@@ -46,7 +46,8 @@ log = logging.getLogger("akool_audio.webhook")
 PATH = "/akool/webhook"
 MAX_BODY = 64 * 1024
 SEEN_TTL = 7 * 86400
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]  # all but POST: 405, in our own words
+# All but POST: 405, in our own words; OPTIONS answers itself, or Flask's would list them all.
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 #: The one answer to an envelope that cannot be opened, whatever the reason (see handle).
 UNOPENED = "the callback is not signed and encrypted with this service's Akool keys"
 Enqueue = Callable[[str], None]
@@ -182,6 +183,8 @@ def blueprint(receiver: Receiver | None) -> Blueprint:
 
     @bp.route(PATH, methods=METHODS)
     def receive() -> Response:
+        if request.method == "OPTIONS":
+            return Response(status=204, headers={"Allow": "POST, OPTIONS"})
         if request.method != "POST":
             return _answer(405, "use POST", {"Allow": "POST"})
         if receiver is None:
