@@ -171,6 +171,17 @@ def _fields(kind: str) -> frozenset[str]:
     return frozenset({"kind", *names}) - frozenset(_CELERY_ONLY)
 
 
+#: ``metadata``: the caller's own string pairs (worker/akool/audiorequest.py checks the same).
+METADATA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": 16,
+    "propertyNames": {"minLength": 1, "maxLength": 40},
+    "additionalProperties": {"type": "string", "maxLength": 500},
+    "description": "the caller's own string pairs (an order id, a tenant), returned in the "
+    "summary and every notification; never sent to Akool",
+}
+
+
 def _variant(kind: str, api: str, source: str | None, default_api: str) -> dict[str, Any]:
     url = {"type": "string", "format": "uri", "maxLength": MAX_URL_CHARS, "pattern": URL_PATTERN}
     voice_id = {"type": "string", "pattern": VOICE_ID_PATTERN}
@@ -227,6 +238,7 @@ def _variant(kind: str, api: str, source: str | None, default_api: str) -> dict[
         }
     )
     props["notify_url"] = _nullable({**url, "description": "POSTed the result (jobFinished)"})
+    props["metadata"] = {**METADATA, "type": ["object", "null"]}
     # The service reads null as absent before it looks at the API: another API's field, or one
     # this variant does not take, may be null.
     props.update({name: {"type": "null"} for name in sorted(_fields(kind) - set(props))})

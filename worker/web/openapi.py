@@ -12,7 +12,7 @@ from typing import Any
 from config.settings import Settings
 from worker import __version__
 from worker.akool.audiorequest import LEGACY_API
-from worker.akool.requestschema import JOB_ID_PATTERN, request_schemas, variant_names
+from worker.akool.requestschema import JOB_ID_PATTERN, METADATA, request_schemas
 from worker.akool.speech import APIS
 from worker.jobs import EventKind, JobState
 from worker.maintenance.schedules import min_every
@@ -496,14 +496,6 @@ PATHS: dict[str, Any] = {
 #: One operationId per operation, for generated clients (a route without one fails a test).
 # -- issue 24: metadata, batch_id, expected_attempt (self-contained, to move as a block) ------
 
-METADATA: dict[str, Any] = {
-    "type": "object",
-    "maxProperties": 16,
-    "propertyNames": {"minLength": 1, "maxLength": 40},
-    "additionalProperties": {"type": "string", "maxLength": 500},
-    "description": "the caller's own string pairs (an order id, a tenant), returned in the "
-    "summary and every notification; never sent to Akool",
-}
 EXPECTED_ATTEMPT: dict[str, Any] = {
     "name": "expected_attempt",
     "in": "query",
@@ -531,9 +523,9 @@ BATCH_SCHEMAS: dict[str, Any] = {
         "required": ["jobs"],
         "properties": {
             "jobs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {}},
-            "metadata": METADATA,
+            "metadata": {**METADATA, "type": ["object", "null"]},
             "batch_id": {
-                "type": "string",
+                "type": ["string", "null"],
                 "pattern": _JOB_ID_PATTERN,
                 "description": "a uuid4 hex when omitted; the same batch again is answered "
                 "from the records",
@@ -757,7 +749,5 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
     default_api, plan, words = given.akool_api_version, given.akool_plan, given.akool_max_words
     schemas = doc["components"]["schemas"]
     schemas.update(request_schemas(default_api, plan, words))
-    for name in variant_names():
-        schemas[name]["properties"]["metadata"] = {**METADATA, "type": ["object", "null"]}
     schemas.update(schedule_schemas(min_every(given)))
     return doc
