@@ -244,12 +244,27 @@ How each figure is counted:
 NOTES = """## A lost connection or a failover, with the default settings and no beat (issue 22)
 
 `make chaos` now starts every scenario with the settings' defaults and no beat (the last
-column of each row says what ran). Rows whose last column says "not recorded" are from runs
-before this, on the shortened settings above: at this writing `worker_crash`, `dispatcher_kill`
-(which sets `POLL_PARK_THRESHOLD=0.2` and `VISIBILITY_TIMEOUT=900` itself), `redis_restart`,
-`redis_cut`, `redis_stall`, `akool_faults`, `mixed_apis`, `object_store` and `poison`. They
-were not run again for want of time on a 2-core machine shared with other work; the next full
-`make chaos` replaces them. Two old rows whose scenario changed were run again:
+column of each row says what ran). Every Stack scenario above was run again that way, one test
+or a few at a time (2 cores, load average about 3 from other engineers' test runs), all
+passing; `dispatcher_kill` keeps its own `POLL_PARK_THRESHOLD=0.2` (every poll parked: it is
+about the dispatcher). Rows whose last column says "not recorded" are from before: the
+`sentinel_failover_no_beat_*` rows (their notes give their settings: the defaults, no beat)
+and the reduced rows of `make test`, which keep the shortened settings above. Changes worth
+knowing against the earlier rows:
+- **redis_restart**, **redis_cut**, **redis_stall** break things 2 s in, not 5 s: on the
+  default settings the 200 jobs are done in about 5 s, and one run at 5 s restarted nothing
+  (the test now asserts the restart happened). redis_restart and redis_stall passed (8 s and
+  21 s wall time, against 142 s and 48 s on the shortened settings).
+- **redis_cut fails (open)**: cut 2 s in, 0 of 200 final, 1 of 205 jobs stayed in
+  `downloading` until the 420 s limit, with no message anywhere. Its poll saw Akool's status 3
+  and recorded `downloading`; Celery then published the chain's `audio.download` after the
+  task body, into the cut connection, and the publish failed; the poll was requeued and run
+  again after the reconnect, found the job `downloading` and stopped as stale
+  (worker/pipeline/polling.py: "its poll chain is not needed"), so nothing publishes the
+  download. Only beat's sweep resumes such a job, and `make chaos` now runs without beat. The
+  fix belongs in the pipeline (a redelivered poll of a job left in `downloading` must go on
+  to its download, which is idempotent), with a reduced test that cuts between the record and
+  the publish; not done here.
 - **redis_half_open** ran with beat's sweep, `TASK_TIME_LIMIT=40` and `VISIBILITY_TIMEOUT=165`;
   on the defaults without beat it lost nothing either (205/205). The stranded worker ran the 5
   probe jobs alone in 63 s (64 s before, with beat): only timeouts notice connections that go
@@ -257,6 +272,8 @@ were not run again for want of time on a 2-core machine shared with other work; 
 - **sentinel_failover** ran with beat; without it, on the defaults, 200/200 succeeded (the
   last 61 s after the switch: 200 jobs of 6 to 10 s on 4 processes; the first 4 s after the
   kill), 1 duplicate at Akool, counted as 1 ambiguous submit.
+- **akool_faults** and **mixed_apis** on the default `AKOOL_READ_TIMEOUT` (20 s) and
+  `TRANSIENT_ERROR_BUDGET` (8): no job failed; the `slow` fault (4 s) no longer times out.
 
 The issue's scenarios that were missing, each run once at full size (2 cores, load average
 about 3 from other engineers' test runs at the time):
