@@ -21,7 +21,7 @@ from typing import Any
 from celery.result import AsyncResult
 
 from tests.support.faultproxy import FaultProxy
-from tests.support.harness import CHAOS_ENV, PREFIX, Figures, ObjectStore, Stack
+from tests.support.harness import PREFIX, Figures, ObjectStore, Stack
 from tests.support.harness import VOICE as VOICE_V3
 from tests.support.procs import CeleryWorker
 from tests.support.tcpproxy import TcpProxy
@@ -29,6 +29,8 @@ from worker.storage.s3 import STAGING_NAME, TRANSFER
 
 # Realistic Akool timing: done after about 1 s plus 20 ms a word, polled with backoff.
 LIFECYCLE = {"mode": "duration", "base_seconds": 1.0, "per_word_seconds": 0.02, "jitter": 0.3}
+# The issue's load: Akool takes about 4 s a job.
+FOUR_SECONDS = {"mode": "duration", "base_seconds": 4.0, "per_word_seconds": 0.0, "jitter": 0.25}
 SLOW = 4.0  # seconds: beyond AKOOL_READ_TIMEOUT=3, so the client gives up and Akool still acts
 
 # The issue's fault mix on Akool's API calls, plus gateway errors on file downloads.
@@ -179,17 +181,20 @@ def _network_fault(
     probe: int,
     probe_timeout: float,
     env: dict[str, str] | None = None,
+    lifecycle: dict[str, Any] | None = None,
 ) -> Figures:
     """One worker (``victim``) reaches Redis through a TCP proxy, another directly. At ``at`` s
     ``begin`` breaks the proxy (and says how); after ``down`` s it heals (None: never). Then the
     direct worker stops and ``probe`` more jobs must be done by the victim alone: it recovered
-    by itself."""
-    stack.sandbox.configure(lifecycle=LIFECYCLE, seed=seed)
+    by itself. With a heal, a note gives when the last of the first ``jobs`` completed,
+    counted from the heal ("last job completed X s after the heal"; negative: before it)."""
+    stack.sandbox.configure(lifecycle=lifecycle or LIFECYCLE, seed=seed)
     proxy = stack.proxy()
     stack.worker(victim, redis_url=proxy.url(), env=env)
     direct = stack.worker("direct", env=env)
     ids = stack.enqueue(jobs, scenario)
     phase: list[str] = []
+    healed: list[float] = []
 
     def tick(elapsed: float, final: int) -> None:
         if not phase and elapsed >= at:
@@ -197,6 +202,7 @@ def _network_fault(
             phase.append("broken")
         elif phase == ["broken"] and down is not None and elapsed >= at + down:
             proxy.heal()
+            healed.append(time.time())
             stack.note(f"proxy healed ({final}/{jobs} final)")
             phase.append("healed")
 
@@ -209,6 +215,10 @@ def _network_fault(
         if not phase:
             tick(at, len(ids))
         tick(at + down, len(ids))
+    r = stack.client()
+    done = [float(t) for t in (r.hget(f"{PREFIX}:job:{j}", "completed_at") for j in ids) if t]
+    r.close()
+    after_heal = round(max(done) - healed[0], 1) if healed and len(done) == len(ids) else None
     direct.stop()
     stack.note(f"direct worker stopped; probe jobs go to the {victim} worker")
     probes = stack.enqueue(probe, "probe")
@@ -221,7 +231,49 @@ def _network_fault(
         wall + probe_wall,
     )
     fig.notes.append(f"probe jobs done by the {victim} worker alone in {probe_wall:.1f} s")
+    if down is not None:
+        fig.notes.append(f"last job completed {after_heal} s after the heal")
     return fig
+
+
+def after_heal(fig: Figures) -> float | None:
+    """The note of :func:`_network_fault`: seconds from the heal to the last job's completion."""
+    for note in fig.notes:
+        if note.startswith("last job completed ") and note.endswith(" s after the heal"):
+            value = note.removeprefix("last job completed ").removesuffix(" s after the heal")
+            return None if value == "None" else float(value)
+    return None
+
+
+def worker_partition(
+    stack: Stack, jobs: int, *, mode: str, at: float, down: float, timeout: float
+) -> Figures:
+    """The issue's partition: one worker cut off from Redis for ``down`` s by the proxy, then
+    healed (``mode`` ``cut``: RST and refused, a firewall's reject; ``stall``: nothing
+    forwarded, nothing dropped, a dead route whose TCP retransmits and delivers late). Jobs
+    of about 4 s; its jobs must be done within 30 s of the heal, by it or by others."""
+
+    def begin(proxy: TcpProxy) -> str:
+        getattr(proxy, mode)()
+        return f"proxy {mode}"
+
+    return _network_fault(
+        stack,
+        jobs,
+        scenario=f"worker_partition_{mode}",
+        fault=f"worker partitioned from Redis for {down:g} s (TCP proxy {mode}: "
+        + ("RST + refuse" if mode == "cut" else "nothing forwarded, delivered late")
+        + "), then healed",
+        victim="partitioned",
+        seed=12,
+        at=at,
+        begin=begin,
+        down=down,
+        timeout=timeout,
+        probe=5,
+        probe_timeout=60,
+        lifecycle=FOUR_SECONDS,
+    )
 
 
 def redis_cut(
@@ -278,20 +330,20 @@ def redis_stall(
 
 
 def redis_half_open(
-    stack: Stack, jobs: int, *, at: float, timeout: float, probe: int = 5
+    stack: Stack, jobs: int, *, at: float, timeout: float, probe: int = 5, with_beat: bool = False
 ) -> Figures:
     """Every connection the worker has to Redis goes silent for good (a NAT or load balancer
     forgot them); new connections work. Only the worker's own timeouts can notice.
 
-    A worker whose publish of a chain's next step times out records a failure (Celery, outside
-    the task body): that job's next step is lost, and only the sweeper resumes it. So this
-    scenario runs beat, as production does, and reports what the sweep did.
-
-    The time limit is 40 s here, not 10: a step blocked on a dead connection waits for the 20 s
-    socket timeout, and a hard time limit below that kills it and drops its message (an entry
-    task's, before its record exists: the job is gone). Production's is 300 s."""
-    env = {"TASK_TIME_LIMIT": "40", "VISIBILITY_TIMEOUT": "165"}
-    stack.beat(SWEEP_INTERVAL="5", **env)
+    ``with_beat`` (the row's earlier runs): beat's sweep every 5 s, TASK_TIME_LIMIT 40 s and
+    VISIBILITY_TIMEOUT 165 s. A worker whose publish of a chain's next step times out records
+    a failure (Celery, outside the task body): that job's next step is lost, and only the
+    sweeper resumes it; and a hard time limit below the 20 s socket timeout would kill a step
+    blocked on a dead connection and drop its message. Without it, the settings the stack
+    has (``make chaos``: the defaults, TASK_TIME_LIMIT 300 s) and no beat."""
+    env = {"TASK_TIME_LIMIT": "40", "VISIBILITY_TIMEOUT": "165"} if with_beat else {}
+    if with_beat:
+        stack.beat(SWEEP_INTERVAL="5", **env)
 
     def strand(proxy: TcpProxy) -> str:
         return f"{proxy.strand()} connections stranded"
@@ -300,8 +352,8 @@ def redis_half_open(
         stack,
         jobs,
         scenario="redis_half_open",
-        fault="every Redis connection of one worker silent for good (half-open), new ones "
-        "work; beat running; TASK_TIME_LIMIT 40 s",
+        fault="every Redis connection of one worker silent for good (half-open), new ones work"
+        + ("; beat running; TASK_TIME_LIMIT 40 s" if with_beat else "; no beat"),
         victim="stranded",
         seed=7,
         at=at,
@@ -312,7 +364,10 @@ def redis_half_open(
         probe_timeout=120,
         env=env,
     )
-    fig.notes.append(f"beat's sweep (every 5 s, grace 3 s) acted on: {stack.sweeps() or 'none'}")
+    if with_beat:
+        fig.notes.append(
+            f"beat's sweep (every 5 s, grace 3 s) acted on: {stack.sweeps() or 'none'}"
+        )
     return fig
 
 
@@ -600,9 +655,10 @@ def _count_store(
         )
     long = [w for w in waited if w > 60]
     if long:
-        vt = int(CHAOS_ENV["VISIBILITY_TIMEOUT"])
+        env = stack.extra_env
+        vt = int(env["VISIBILITY_TIMEOUT"])
         # worker/pipeline/schedule.py longest_countdown: the cap on the wait between two tries
-        cap = max(float(CHAOS_ENV["POLL_MAX_DELAY"]), vt - int(CHAOS_ENV["TASK_TIME_LIMIT"]) - 120)
+        cap = max(float(env["POLL_MAX_DELAY"]), vt - int(env["TASK_TIME_LIMIT"]) - 120)
         notes.append(
             f"{len(long)} jobs waited over 60 s in `storing`, longer than any outage plus the "
             f"{cap:g} s cap on the wait between tries: the victim held their next try when it "

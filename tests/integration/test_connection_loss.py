@@ -68,3 +68,53 @@ def test_jobs_resume_within_30_s_of_a_sentinel_failover_without_beat(tmp_path: P
     assert f["last_done_after_switch"] is not None and f["last_done_after_switch"] <= 30, fig.notes
     assert fig.worker_exits == 0, fig
     assert fig.duplicates <= fig.ambiguous_submits, fig
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("fault", ["stall", "cut"])
+def test_a_worker_partitioned_for_30_s_has_its_jobs_done_within_30_s_of_the_heal(
+    tmp_path: Path, fault: str
+) -> None:
+    """One worker reaches Redis through a TCP proxy, another directly; 3 s into the run the
+    proxy partitions the first for 30 s (``stall``: nothing forwarded, nothing dropped, as a
+    dead route whose TCP retransmits; ``cut``: RST and refused, as a firewall's reject), then
+    heals. Default settings (HEARTBEAT_TIMEOUT 20 s, VISIBILITY_TIMEOUT 900 s), no beat. Passed
+    on the code as it was (the direct worker restores what the partitioned one held once its
+    heartbeat lapses): kept as a guard."""
+    # Given two prefork workers, the first behind a proxy, and jobs in flight on both
+    stack = Stack(tmp_path, env=DEFAULT_ENV)
+    try:
+        stack.sandbox.configure(lifecycle=LIFECYCLE, seed=9)
+        proxy = stack.proxy()
+        stack.worker("partitioned", redis_url=proxy.url())
+        direct = stack.worker("direct")
+        ids = stack.enqueue(JOBS, f"partition-{fault}")
+        time.sleep(3)
+        # When the proxy partitions the first worker for 30 s, then heals
+        getattr(proxy, fault)()
+        stack.note(f"proxy {fault}")
+        time.sleep(30)
+        proxy.heal()
+        healed = time.monotonic()
+        stack.note("proxy healed")
+        stack.wait_final(ids, 30)
+        fig = stack.measure(f"partition_{fault}", fault, f"{JOBS} jobs", ids,
+                            time.monotonic() - healed)  # fmt: skip
+        # And the partitioned worker alone then runs new jobs: it recovered by itself
+        direct.stop()
+        probes = stack.enqueue(3, f"probe-{fault}")
+        stack.wait_final(probes, 20)
+        probed = stack.states(probes)
+        restored = direct.text()
+    finally:
+        stack.stop()
+    # Then every job succeeded within 30 s of the heal, and none was submitted twice beyond
+    # the ambiguous submits its record counts
+    assert fig.lost == 0, (fig.notes, stack.logs()[-4000:])
+    assert fig.succeeded == JOBS, fig
+    assert fig.worker_exits == 0, fig
+    assert fig.sha_mismatch == 0, fig
+    assert fig.duplicates <= fig.ambiguous_submits, fig
+    # The partition stranded work: the direct worker returned what the other held
+    assert "whose heartbeat stopped" in restored, restored[-3000:]
+    assert set(probed.values()) == {"succeeded"}, (probed, stack.logs()[-3000:])

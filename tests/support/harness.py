@@ -70,6 +70,24 @@ DEFAULT_ENV = {
     name: str(getattr(Settings, name.lower())) for name in CHAOS_ENV if "RATE" not in name
 }
 
+
+def non_defaults(env: Mapping[str, str]) -> dict[str, str]:
+    """The numeric settings (timings, limits, rates) in ``env`` whose value is not the
+    settings' default: what a run changed of "the default settings"."""
+    out: dict[str, str] = {}
+    for name, value in env.items():
+        default = getattr(Settings, name.lower(), None)
+        if isinstance(default, bool) or not isinstance(default, int | float):
+            continue
+        try:
+            same = float(value) == float(default)
+        except ValueError:
+            same = False
+        if not same:
+            out[name] = value
+    return out
+
+
 # Made-up credentials for moto, for the workers' environment only: no profile or credentials
 # file and no instance metadata, so boto3's chain finds these and nothing else.
 S3_FAKE_KEY_ID, S3_FAKE_SECRET, S3_REGION = (
@@ -112,6 +130,10 @@ class Figures:
     worker_exits: int = 0  # "Unrecoverable error" in worker logs: a worker stopped by itself
     events: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What ran: every numeric setting any process had that is not the default (two processes
+    # that differ: "a / b"), and the processes (Redis, workers with pool and concurrency, beat).
+    settings: dict[str, str] = field(default_factory=dict)
+    processes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,6 +248,8 @@ class Stack:
         self.caller: Celery = caller_app(self.redis.url)
         self.t0 = time.monotonic()
         self.events: list[str] = []
+        self.processes: list[str] = [getattr(self.redis, "describe", "redis-server (AOF everysec)")]
+        self.settings: dict[str, str] = {}
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -246,8 +270,14 @@ class Stack:
         pool: str = "prefork",
         env: Mapping[str, str] | None = None,
     ) -> CeleryWorker:
+        full = {**self.env(redis_url), **(env or {})}
+        self._ran(
+            f"{name}: celery worker -P {pool} -c {concurrency}"
+            + (" (Redis through a TCP proxy)" if redis_url else ""),
+            full,
+        )
         w = CeleryWorker(
-            {**self.env(redis_url), **(env or {})},
+            full,
             self.workdir / "logs" / f"{name}.log",
             name=name,
             pool=pool,
@@ -258,9 +288,21 @@ class Stack:
 
     def beat(self, **extra: str) -> Proc:
         """A beat (RedBeat) on the direct Redis URL: the sweeper, as in production."""
+        self._ran("beat (RedBeat: the sweep)", self.env(**extra))
         b = beat(self.env(**extra), self.workdir / "logs" / f"beat{len(self.beats)}.log")
         self.beats.append(b.start(timeout=60))
         return b
+
+    def _ran(self, process: str, env: Mapping[str, str]) -> None:
+        """Record a process and the settings it had (for :meth:`measure`)."""
+        if process not in self.processes:
+            self.processes.append(process)
+        for name, value in non_defaults(env).items():
+            seen = self.settings.get(name)
+            if seen is None:
+                self.settings[name] = value
+            elif value not in seen.split(" / "):
+                self.settings[name] = f"{seen} / {value}"
 
     def sweeps(self) -> dict[str, int]:
         """What the sweeper did so far: ``{action: jobs}`` from its running totals."""
@@ -276,6 +318,7 @@ class Stack:
         """moto's S3 server, started in a process of its own, with ``bucket`` created."""
         store = ObjectStore(self.workdir, bucket, prefix)
         self.stores.append(store)
+        self.processes.append("moto's S3 server (workers reach it through fault proxies)")
         return store.start()
 
     def fault_proxy(self, port: int) -> FaultProxy:
@@ -436,6 +479,8 @@ class Stack:
         fig.faults_fired = {k: int(v) for k, v in stats["faults_fired"].items() if v}
         fig.failure_codes = dict(codes)
         fig.events = list(self.events)
+        fig.settings = dict(self.settings)
+        fig.processes = list(self.processes)
         fig.worker_exits = self.logs().count("Unrecoverable error")
         return fig
 
