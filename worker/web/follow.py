@@ -79,7 +79,8 @@ def held(d: Deps, job: Job) -> Job:
         left = deadline - time.monotonic()
         if job.state.is_final or left <= 0:
             return job
-        time.sleep(min(pause, left))  # cooperative under gevent (gunicorn patches time)
+        # ok-sleep: a web request's greenlet (gunicorn's gevent worker), not a worker slot
+        time.sleep(min(pause, left))
         job = d.jobs.find(job.job_id) or job
     raise AssertionError("unreachable")
 
@@ -169,7 +170,7 @@ def stream(d: Deps, job_id: str, sent: int) -> Iterator[str]:
             yield ": keepalive\n\n"
         if now - started >= STREAM_SECONDS:
             return
-        time.sleep(next(pauses))
+        time.sleep(next(pauses))  # ok-sleep: the stream's greenlet, as in held()
 
 
 @bp.get("/jobs/<job_id>/events")
